@@ -1,0 +1,79 @@
+# The front door. `make run` sets everything up and runs the whole job on the embedded
+# defaults; `make test` sets up and runs the tests. Both are safe to run again.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+BACKEND ?= optimum
+MODELS_DIR ?= models
+STAMP := $(VENV)/.installed
+TOOLS_STAMP := .tools/.installed
+
+export NNCF_EXTENSION_LOAD_TIMEOUT ?= 0
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install tools run train serve test test-fast lint chart-test bench images clean help
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv with every extra (training, both services, client, dev)
+
+# torch first, pinned: it is the CPU build on this machine's disk. optimum-intel declares
+# torchvision, and PyPI's torchvision breaks `import optimum.intel` beside this torch, so it
+# is removed again; optimum-intel works without it.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) uninstall --quiet --yes torchvision
+	$(PY) -c "import optimum.intel, onnxruntime, nncf; assert 'OpenVINOExecutionProvider' in onnxruntime.get_available_providers()"
+	touch $@
+
+tools: $(TOOLS_STAMP) ## fetch real helm/kubectl and the linters into .tools/
+
+$(TOOLS_STAMP): helm/install-tools.sh
+	bash helm/install-tools.sh
+	touch $@
+
+run: install ## train (or reuse) -> serve -> ask sample questions -> stop  (BACKEND=optimum|onnxruntime)
+	$(VENV)/bin/qatflow local --backend $(BACKEND) --models-dir $(MODELS_DIR)
+
+train: install ## train and publish a model version into $(MODELS_DIR)
+	$(VENV)/bin/qatflow train --output-dir $(MODELS_DIR)
+
+serve: install ## serve the newest model in $(MODELS_DIR) on :8080 (BACKEND=optimum|onnxruntime)
+	$(VENV)/bin/qatflow serve --backend $(BACKEND) --models-dir $(MODELS_DIR)
+
+test: install tools ## every test, the chart's included
+	$(PY) -m pytest
+
+test-fast: install ## the tests that train nothing
+	$(PY) -m pytest -m "not slow and not chart"
+
+lint: install tools ## ruff, mypy, shellcheck, hadolint
+	$(VENV)/bin/ruff format --check services tests bench
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/mypy
+	.tools/venv/bin/shellcheck helm/install-tools.sh docs/real-cluster.sh
+	.tools/venv/bin/hadolint dockerfiles/*.Dockerfile
+
+chart-test: install tools ## render, validate and scan the Helm chart (no training)
+	$(PY) -m pytest tests/chart tests/docker -m "not slow"
+
+bench: install ## benchmark report into bench/reports (after `make run` or `make train`)
+	$(PY) -m bench --models-dir $(MODELS_DIR)
+
+VERSION ?= 0.1.0
+IMAGES := training optimum onnxruntime client
+
+images: $(addprefix image-,$(IMAGES)) ## build every image (needs a Docker engine)
+
+image-%:
+	docker build -f dockerfiles/$*.Dockerfile -t qatflow-$*:$(VERSION) .
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""One interface over the two gRPC APIs OpenVINO Model Server has spoken.
+
+KServe v2 (``tritonclient.grpc``) is what current OVMS serves; TF-Serving (``ovmsclient``) is
+what it served up to its removal, kept for servers still running an older image.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str
+    """numpy dtype name: ``int64``, ``float32`` ..."""
+
+    shape: tuple[int, ...]
+    """-1 marks a dynamic dimension."""
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    name: str
+    version: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def input(self, name: str) -> TensorSpec | None:
+        return next((spec for spec in self.inputs if spec.name == name), None)
+
+    def output(self, name: str) -> TensorSpec | None:
+        return next((spec for spec in self.outputs if spec.name == name), None)
+
+
+class InferenceProtocol(abc.ABC):
+    """A connection to a model server; every call raises only ``qatflow.client.errors``."""
+
+    name: str
+
+    @abc.abstractmethod
+    def model_ready(self, model: str) -> bool:
+        """Whether the server has the model loaded and ready to infer."""
+
+    @abc.abstractmethod
+    def model_metadata(self, model: str) -> ModelSignature:
+        """The model's inputs and outputs as the server declares them."""
+
+    @abc.abstractmethod
+    def infer(
+        self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Run the model once on ``inputs``; return the named outputs."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+def connect(protocol: str, address: str, *, timeout: float) -> InferenceProtocol:
+    """Open a client of the given protocol (``kserve`` or ``tfs``) to ``HOST:PORT``."""
+    if protocol == "kserve":
+        from qatflow.client.kserve import KServeProtocol
+
+        return KServeProtocol(address, timeout=timeout)
+    if protocol == "tfs":
+        from qatflow.client.tfs import TfServingProtocol
+
+        return TfServingProtocol(address, timeout=timeout)
+    raise ValueError(f"unknown protocol {protocol!r}: use kserve or tfs")
+
+
+def error_for_status(status: str, detail: str, address: str) -> Exception:
+    """Our error for a gRPC status name (``UNAVAILABLE``, ``NOT_FOUND`` ...)."""
+    from qatflow.client import errors
+
+    status = status.removeprefix("StatusCode.")
+    detail = " ".join(detail.split()) or status
+    if status == "UNAVAILABLE":
+        return errors.ServerUnavailableError(f"no server answering at {address} ({detail})")
+    if status == "NOT_FOUND":
+        return errors.ModelNotFoundError(f"{address}: {detail}")
+    if status in {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE"}:
+        return errors.InputMismatchError(f"{address} refused the inputs: {detail}")
+    if status == "DEADLINE_EXCEEDED":
+        return errors.DeadlineExceededError(f"{address} did not answer within the deadline")
+    return errors.ServerError(f"{address} failed: {status}: {detail}")

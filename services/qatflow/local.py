@@ -1,0 +1,144 @@
+"""``qatflow local``: the whole job on one machine, no cluster.
+
+Train (or reuse the newest published version) -> start the chosen HTTP backend -> ask it a few
+held-out questions from the embedded data set -> print answers and latencies -> stop it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("qatflow.local")
+STEPS = 4
+_READY_TIMEOUT = 300.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=["optimum", "onnxruntime"], default="optimum")
+    parser.add_argument("--models-dir", default="models", help="where models are published")
+    parser.add_argument("--model-name", default="bert-qa", help="published model name")
+    parser.add_argument("--retrain", action="store_true", help="train even if a version exists")
+    parser.add_argument("--questions", type=int, default=5, help="sample questions to ask")
+    parser.add_argument("--config", metavar="FILE", help="training settings (YAML)")
+    parser.add_argument("--set", dest="assignments", action="append", default=[],
+                        metavar="KEY=VALUE", help="training setting override (repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from qatflow.core import artifacts
+    from qatflow.core.logs import configure_logging, step
+
+    configure_logging()
+    models_dir = Path(args.models_dir)
+    with step(log, 1, STEPS, "Model"):
+        version = None if args.retrain else artifacts.find_latest(models_dir, args.model_name)
+        if version is None:
+            code = _train(args, models_dir)
+            if code != 0:
+                log.error("training exited with %d; nothing to serve", code)
+                return code
+            version = artifacts.find_latest(models_dir, args.model_name)
+            assert version is not None
+        else:
+            log.info("reusing %s version %d (--retrain to train again)", version.name, version.version)
+        _log_metrics(version)
+
+    port = _free_port()
+    with step(log, 2, STEPS, f"Start the {args.backend} service on 127.0.0.1:{port}"):
+        service = _start_service(args.backend, models_dir, args.model_name, port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, service)
+        with step(log, 3, STEPS, "Ask held-out questions"):
+            _ask(url, version, args.questions)
+    finally:
+        with step(log, 4, STEPS, "Stop the service"):
+            service.send_signal(signal.SIGTERM)
+            try:
+                service.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                service.kill()
+    return 0
+
+
+def _train(args: argparse.Namespace, models_dir: Path) -> int:
+    command = [sys.executable, "-m", "qatflow.training", "--output-dir", str(models_dir),
+               "--set", f"model_name={args.model_name}"]
+    if args.config:
+        command += ["--config", args.config]
+    for assignment in args.assignments:
+        command += ["--set", assignment]
+    return subprocess.call(command)
+
+
+def _log_metrics(version) -> None:  # type: ignore[no-untyped-def]
+    metrics = version.metrics()
+    for key, title in (("fp32", "FP32"), ("ptq", "PTQ INT8"), ("int8", "QAT INT8")):
+        if key in metrics:
+            log.info("%-9s EM %6.2f  F1 %6.2f", title, metrics[key]["exact_match"], metrics[key]["f1"])
+
+
+def _start_service(backend: str, models_dir: Path, model_name: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "QATFLOW_SERVE_BACKEND": backend,
+        "QATFLOW_SERVE_MODELS_DIR": str(models_dir),
+        "QATFLOW_SERVE_MODEL_NAME": model_name,
+        "QATFLOW_SERVE_HOST": "127.0.0.1",
+        "QATFLOW_SERVE_PORT": str(port),
+        "QATFLOW_SERVE_POLL_INTERVAL": "1",
+    }
+    return subprocess.Popen([sys.executable, "-m", "qatflow.serving"], env=env)
+
+
+def _wait_ready(url: str, service: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            raise SystemExit(f"the service exited with {service.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the service was not ready within {_READY_TIMEOUT:.0f}s")
+
+
+def _ask(url: str, version, count: int) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from qatflow.training.synthetic import generate
+
+    examples = generate("validation", count, seed=7)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for example in examples:
+            started = time.perf_counter()
+            response = client.post(
+                "/v1/question-answering", json={"question": example.question, "context": example.context}
+            )
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            answer = response.json()
+            mark = "ok " if answer["answer"].strip() == example.answers[0] else "   "
+            print(
+                f"{mark} Q: {example.question}\n    A: {answer['answer']!r} (score {answer['score']:.2f}, "
+                f"expected {example.answers[0]!r}, {len(example.context)} chars, {elapsed:.1f} ms)",
+                flush=True,
+            )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

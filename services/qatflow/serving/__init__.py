@@ -1,0 +1,1 @@
+"""The HTTP inference service: one FastAPI app, a backend per runtime."""

@@ -1,0 +1,5 @@
+import sys
+
+from qatflow.serving.cli import main
+
+sys.exit(main())

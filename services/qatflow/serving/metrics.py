@@ -1,0 +1,82 @@
+"""Prometheus metrics of one service process, labelled by model and backend."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+# Buckets from 5 ms (a short question on a small model) to 10 s (a very long context).
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ServiceMetrics:
+    """One registry per app, so tests and reloads never collide on global names."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        labels = ["model", "backend"]
+        self.request_seconds = Histogram(
+            "qatflow_request_duration_seconds",
+            "Latency of answered question-answering requests, body read to reply.",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.inference_seconds = Histogram(
+            "qatflow_inference_duration_seconds",
+            "Time in tokenization, model inference and span post-processing.",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "qatflow_requests",
+            "Question-answering requests by HTTP status code.",
+            [*labels, "code"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "qatflow_request_errors",
+            "Question-answering requests answered with an error, by kind.",
+            [*labels, "code", "kind"],
+            registry=self.registry,
+        )
+        self.questions = Counter(
+            "qatflow_questions",
+            "Questions answered (a batch request counts each of its inputs).",
+            labels,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "qatflow_inferences_in_flight",
+            "Inferences running now (at most max_concurrency).",
+            labels,
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "qatflow_model_version",
+            "Version of the model being served (0 until one is loaded).",
+            labels,
+            registry=self.registry,
+        )
+        self.model_loads = Counter(
+            "qatflow_model_loads",
+            "Attempts to load a published version, by result (loaded, refused, failed).",
+            [*labels, "result"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

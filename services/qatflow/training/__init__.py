@@ -1,0 +1,1 @@
+"""The training job: fine-tune, quantize with NNCF (QAT), export, gate on accuracy, publish."""

@@ -1,0 +1,64 @@
+"""``qatflow train`` / ``python -m qatflow.training``: exit 0 when a version is published."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from qatflow.core.settings import SettingsError, parse_assignments
+
+log = logging.getLogger("qatflow.training")
+
+# Exit codes the Helm hook and scripts can tell apart.
+EXIT_PUBLISHED = 0
+EXIT_FAILED = 1
+EXIT_BAD_CONFIG = 2
+EXIT_GATE_FAILED = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML file of settings")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting (repeatable); beats the config file and QATFLOW_TRAIN_* variables",
+    )
+    parser.add_argument("--output-dir", metavar="DIR", help="models directory to publish into")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+
+
+def run(args: argparse.Namespace) -> int:
+    from qatflow.core.logs import configure_logging
+
+    configure_logging("info", args.log_format)
+    from qatflow.training.config import TrainingSettings
+
+    try:
+        overrides = parse_assignments(args.assignments)
+        if args.output_dir:
+            overrides["output_dir"] = args.output_dir
+        settings = TrainingSettings.load(yaml_file=args.config, overrides=overrides)
+    except SettingsError as error:
+        log.error("configuration error: %s", error)
+        return EXIT_BAD_CONFIG
+
+    from qatflow.training.pipeline import AccuracyGateError, TrainingError, run_pipeline
+
+    try:
+        run_pipeline(settings)
+    except AccuracyGateError as error:
+        log.error("accuracy gate failed, nothing published: %s", error)
+        return EXIT_GATE_FAILED
+    except TrainingError as error:
+        log.error("training failed, nothing published: %s", error)
+        return EXIT_FAILED
+    return EXIT_PUBLISHED
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m qatflow.training", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args())

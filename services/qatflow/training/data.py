@@ -1,0 +1,131 @@
+"""Question-answering examples from the embedded generator, local SQuAD files or the hub."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EMBEDDED_PREFIX = "embedded:"
+# Sizes of the generated splits; max_train_samples / max_eval_samples cap what is used.
+EMBEDDED_SIZES = {"train": 4000, "validation": 1000}
+
+
+class DataError(RuntimeError):
+    """A data set that cannot be found, read or understood."""
+
+
+@dataclass(frozen=True)
+class QAExample:
+    id: str
+    question: str
+    context: str
+    answers: list[str]
+    answer_starts: list[int]
+
+
+def load_examples(
+    dataset: str, split: str, *, config: str | None, limit: int | None, seed: int
+) -> list[QAExample]:
+    """The first ``limit`` examples of ``split``; checks every answer lies in its context."""
+    if dataset.startswith(EMBEDDED_PREFIX):
+        examples = _embedded(dataset, split, limit, seed)
+    elif Path(dataset).exists():
+        examples = _local(Path(dataset), split)
+    else:
+        examples = [_from_record(record) for record in _hub(dataset, split, config)]
+    examples = examples[:limit] if limit else examples
+    if not examples:
+        raise DataError(f"split {split!r} of {dataset!r} holds no examples")
+    return examples
+
+
+def _embedded(dataset: str, split: str, limit: int | None, seed: int) -> list[QAExample]:
+    from qatflow.training import synthetic
+
+    if dataset != "embedded:synthetic-qa":
+        raise DataError(f"unknown embedded data set {dataset!r}; available: embedded:synthetic-qa")
+    if split not in EMBEDDED_SIZES:
+        raise DataError(f"embedded:synthetic-qa has splits {sorted(EMBEDDED_SIZES)}, not {split!r}")
+    return synthetic.generate(split, min(limit or EMBEDDED_SIZES[split], EMBEDDED_SIZES[split]), seed)
+
+
+def _local(path: Path, split: str) -> list[QAExample]:
+    if path.is_dir():
+        candidates = [path / f"{split}.json", path / f"{split}.jsonl"]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise DataError(f"no {split}.json or {split}.jsonl in {path}")
+        path = found[0]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read {path}: {error}") from None
+    try:
+        if path.suffix == ".jsonl":
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            records = _flatten_squad(json.loads(text))
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DataError(f"{path} is not SQuAD-format JSON/JSONL: {error}") from None
+    return [_from_record(record, source=str(path)) for record in records]
+
+
+def _flatten_squad(data: Any) -> list[dict[str, Any]]:
+    """The nested SQuAD v1.1 file (data/paragraphs/qas), or an already flat list."""
+    if isinstance(data, list):
+        return data
+    records = []
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                records.append(
+                    {
+                        "id": qa["id"],
+                        "question": qa["question"],
+                        "context": paragraph["context"],
+                        "answers": {
+                            "text": [a["text"] for a in qa["answers"]],
+                            "answer_start": [a["answer_start"] for a in qa["answers"]],
+                        },
+                    }
+                )
+    return records
+
+
+def _hub(dataset: str, split: str, config: str | None) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"{dataset!r} is not a local path; loading hub data sets needs the 'datasets' "
+            "package (pip install datasets)"
+        ) from None
+    try:
+        loaded = datasets.load_dataset(dataset, config, split=split)
+    except Exception as error:  # hub, network and format errors all end the same way
+        raise DataError(f"cannot load {dataset!r} split {split!r} from the hub: {error}") from None
+    return list(loaded)
+
+
+def _from_record(record: dict[str, Any], source: str = "data set") -> QAExample:
+    try:
+        answers = record["answers"]
+        texts = list(answers["text"])
+        starts = [int(s) for s in answers["answer_start"]]
+        example = QAExample(
+            id=str(record.get("id", "")),
+            question=str(record["question"]).strip(),
+            context=str(record["context"]),
+            answers=texts,
+            answer_starts=starts,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{source}: record without question/context/answers: {error}") from None
+    for text, start in zip(example.answers, example.answer_starts, strict=True):
+        if example.context[start : start + len(text)] != text:
+            raise DataError(f"{source}: answer {text!r} of {example.id!r} is not at {start}")
+    if not example.answers:
+        raise DataError(f"{source}: example {example.id!r} has no answer")
+    return example

@@ -1,0 +1,164 @@
+"""Extractive question answering (SQuAD format) for the training job."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForQuestionAnswering
+
+from qatflow.core import qa
+from qatflow.core.squad import squad_scores
+from qatflow.training.config import TrainingSettings
+from qatflow.training.data import QAExample, load_examples
+from qatflow.training.task import Infer
+
+log = logging.getLogger(__name__)
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class QuestionAnsweringTask:
+    name = "question-answering"
+    output_names = ("start_logits", "end_logits")
+    headline_metric = "f1"
+
+    def __init__(self, settings: TrainingSettings, tokenizer: Any) -> None:
+        self.settings = settings
+        self.tokenizer = tokenizer
+        common = {"config": settings.dataset_config, "seed": settings.seed}
+        train = load_examples(
+            settings.dataset, settings.train_split, limit=settings.max_train_samples, **common
+        )
+        self.eval_examples = load_examples(
+            settings.dataset, settings.eval_split, limit=settings.max_eval_samples, **common
+        )
+        self.train_features = self._label(train)
+        self.eval_features = self._encode(self.eval_examples)
+        log.info(
+            "data: %d train examples -> %d windows, %d eval examples -> %d windows",
+            len(train),
+            len(self.train_features),
+            len(self.eval_examples),
+            len(self.eval_features),
+        )
+
+    def load_model(self, name_or_path: str) -> tuple[torch.nn.Module, bool]:
+        model, info = AutoModelForQuestionAnswering.from_pretrained(
+            name_or_path, output_loading_info=True
+        )
+        fresh = [key for key in info["missing_keys"] if key.startswith("qa_outputs")]
+        return model, not fresh
+
+    def steps(self, epochs: float, batch_size: int) -> int:
+        return max(1, math.ceil(len(self.train_features) * epochs / batch_size))
+
+    def train_batches(self, epochs: float, batch_size: int, seed: int) -> Iterator[dict[str, Any]]:
+        for indices in length_grouped_batches(
+            [len(feature.input_ids) for feature, _, _ in self.train_features],
+            self.steps(epochs, batch_size),
+            batch_size,
+            random.Random(seed),
+        ):
+            chosen = [self.train_features[i] for i in indices]
+            batch = self._tensors([feature for feature, _, _ in chosen])
+            batch["start_positions"] = torch.tensor([start for _, start, _ in chosen])
+            batch["end_positions"] = torch.tensor([end for _, _, end in chosen])
+            yield batch
+
+    def calibration_inputs(self, count: int) -> list[dict[str, Any]]:
+        rng = random.Random(self.settings.seed)
+        chosen = rng.sample(self.train_features, min(count, len(self.train_features)))
+        return [self._tensors([feature]) for feature, _, _ in chosen]
+
+    def example_inputs(self) -> dict[str, Any]:
+        return self._tensors([feature for feature, _, _ in self.train_features[:2]])
+
+    def evaluate(self, infer: Infer, batch_size: int) -> dict[str, float]:
+        starts, ends = [], []
+        for begin in range(0, len(self.eval_features), batch_size):
+            chunk = self.eval_features[begin : begin + batch_size]
+            start, end = infer(qa.pad(chunk, self.tokenizer.pad_token_id))
+            width = max(len(f.input_ids) for f in self.eval_features)
+            starts.append(_pad_logits(start, width))
+            ends.append(_pad_logits(end, width))
+        answers = qa.best_answers(
+            self.eval_features,
+            np.concatenate(starts),
+            np.concatenate(ends),
+            [example.context for example in self.eval_examples],
+            max_answer_len=self.settings.max_answer_length,
+        )
+        predictions = [best[0].answer for best in answers]
+        return squad_scores(predictions, [example.answers for example in self.eval_examples])
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "task": self.name,
+            "max_seq_length": self.settings.max_seq_length,
+            "doc_stride": self.settings.doc_stride,
+            "max_answer_length": self.settings.max_answer_length,
+            "inputs": list(INPUT_NAMES),
+            "outputs": list(self.output_names),
+        }
+
+    def _encode(self, examples: list[QAExample]) -> list[qa.Feature]:
+        return qa.encode(
+            self.tokenizer,
+            [example.question for example in examples],
+            [example.context for example in examples],
+            max_length=self.settings.max_seq_length,
+            doc_stride=self.settings.doc_stride,
+        )
+
+    def _label(self, examples: list[QAExample]) -> list[tuple[qa.Feature, int, int]]:
+        """Token positions of the first answer in each window; [CLS] (0) where it is not inside."""
+        labelled = []
+        for feature in self._encode(examples):
+            example = examples[feature.example]
+            first = example.answer_starts[0]
+            last = first + len(example.answers[0])
+            start = end = 0
+            spans = [(i, span) for i, span in enumerate(feature.offsets) if span is not None]
+            if spans and spans[0][1][0] <= first and spans[-1][1][1] >= last:
+                start = next(i for i, (s, e) in spans if s <= first < e or s >= first)
+                end = next(i for i, (s, e) in reversed(spans) if s < last <= e or e <= last)
+            labelled.append((feature, start, end))
+        return labelled
+
+    def _tensors(self, features: list[qa.Feature]) -> dict[str, torch.Tensor]:
+        arrays = qa.pad(features, self.tokenizer.pad_token_id)
+        return {name: torch.from_numpy(arrays[name]) for name in INPUT_NAMES}
+
+
+def length_grouped_batches(
+    lengths: list[int], steps: int, batch_size: int, rng: random.Random
+) -> Iterator[list[int]]:
+    """Random batches of windows of similar length: far less padding than random batches.
+
+    Shuffle, sort within chunks of 32 batches by length, then shuffle the batches' order.
+    """
+    order: list[int] = []
+    while len(order) < steps * batch_size:
+        epoch = list(range(len(lengths)))
+        rng.shuffle(epoch)
+        order.extend(epoch)
+    order = order[: steps * batch_size]
+    chunk = batch_size * 32
+    batches = []
+    for begin in range(0, len(order), chunk):
+        ranked = sorted(order[begin : begin + chunk], key=lambda i: lengths[i])
+        batches += [ranked[i : i + batch_size] for i in range(0, len(ranked), batch_size)]
+    rng.shuffle(batches)
+    yield from batches
+
+
+def _pad_logits(logits: np.ndarray, width: int) -> np.ndarray:
+    """Batches are padded to their own longest window; align them before concatenating."""
+    padded = np.full((logits.shape[0], width), -1e4, dtype=np.float32)
+    padded[:, : logits.shape[1]] = logits
+    return padded

@@ -1,0 +1,124 @@
+"""The chart's containers run for real, on loopback: the inference Deployment's rendered command
+and environment start the HTTP service on a published model, and the `helm test` pod's rendered
+command asks it a question; a wrong answer or a missing service fails it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import REPO, Rendered, render
+from .test_chart_objects import container, env_of
+
+pytestmark = [pytest.mark.chart, pytest.mark.slow]
+
+START_TIMEOUT = 180.0
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return dict(json.loads(response.read()))
+
+
+def _local_env(rendered_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QATFLOW_")}
+    env.update(rendered_env)
+    env["HOME"] = str(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO / "services"), env.get("PYTHONPATH")])
+    )
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def _run_test_pod(
+    rendered: Rendered, url: str, expected: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    pod = rendered.test_pod()
+    assert pod is not None
+    ask = container(pod)
+    assert ask["command"][:2] == ["python", "-c"] and ask["args"][0] == "--url"
+    env = _local_env(env_of(ask), tmp_path)
+    env["EXPECTED_ANSWER"] = expected
+    command = [sys.executable, "-c", ask["command"][2], "--url", url]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=150)
+
+
+@pytest.mark.parametrize("backend", ["optimum", "onnxruntime"])
+def test_helm_test_pod_passes_on_the_right_answer_only(
+    backend: str, published_model: Any, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    rendered = render(
+        None,
+        "--set", f"inference.backend={backend}",
+        "--set", f"model.name={published_model.name}",
+        "--set", f"inference.port={port}",
+        "--set", "inference.settings.threads=1",
+    )  # fmt: skip
+    server = container(rendered.deployment())
+    env = _local_env(env_of(server), tmp_path)
+    # Where the pod mounts the volume, this machine has the fixture's models directory.
+    env["QATFLOW_SERVE_MODELS_DIR"] = str(published_model.path.parent.parent)
+    env["QATFLOW_SERVE_HOST"] = "127.0.0.1"
+    command = [sys.executable if part == "python" else part for part in server["command"]]
+    log = (tmp_path / "service.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ready = server["readinessProbe"]["httpGet"]["path"]
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert process.poll() is None, (tmp_path / "service.log").read_text()
+            try:
+                if _get(url + ready) == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (
+                "service not ready:\n" + (tmp_path / "service.log").read_text()
+            )
+            time.sleep(0.3)
+        pod_env = env_of(container(rendered.test_pod() or {}))
+        given = _post(
+            url + "/v1/question-answering",
+            {"question": pod_env["QUESTION"], "context": pod_env["CONTEXT"]},
+        )["answer"]
+
+        passed = _run_test_pod(rendered, url, given, tmp_path)
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        assert f"PASS: answer {given!r}" in passed.stdout
+
+        wrong = _run_test_pod(rendered, url, given + " and more", tmp_path)
+        assert wrong.returncode != 0
+        assert "FAIL: answer" in wrong.stderr
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        log.close()
+
+    down = _run_test_pod(rendered, url, given, tmp_path)
+    assert down.returncode != 0, "no service, no pass"
+    assert "FAIL: qatflow ask exited" in down.stderr

@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny BERT and tokenizer, and one model version published by the real
+training pipeline (fine-tune -> NNCF calibration -> QAT -> export -> gate -> publish)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TINY_MODEL_NAME = "tiny-qa"
+
+
+def tiny_training_overrides(model_dir: Path, output_dir: Path) -> dict[str, object]:
+    """Settings for a run of the real pipeline that takes seconds, not minutes."""
+    return {
+        "model_name_or_path": str(model_dir),
+        "fine_tune": "always",
+        "max_train_samples": 300,
+        "max_eval_samples": 60,
+        "max_seq_length": 128,
+        "doc_stride": 32,
+        "batch_size": 16,
+        "epochs": 2.0,
+        "learning_rate": 1e-3,
+        "qat_epochs": 0.2,
+        "qat_learning_rate": 1e-4,
+        "calibration_samples": 16,
+        "accuracy_tolerance": 100.0,
+        "model_name": TINY_MODEL_NAME,
+        "output_dir": str(output_dir),
+        "log_every": 20,
+        # One thread: tiny kernels spend more time in thread hand-offs than in arithmetic,
+        # and tests share the cores with the services they start.
+        "num_threads": 1,
+    }
+
+
+def build_tiny_model(directory: Path) -> Path:
+    """A 2-layer, 64-wide BERT with a WordPiece vocabulary covering the embedded data set."""
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+
+    from qatflow.training import synthetic
+
+    words: set[str] = set()
+    for example in synthetic.generate("train", 300, 0) + synthetic.generate("validation", 100, 0):
+        words.update(re.findall(r"\w+|[^\w\s]", (example.question + " " + example.context).lower()))
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    characters = sorted({c for word in words for c in word})
+    vocab = special + sorted(words) + [f"##{c}" for c in characters]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=256,
+    )
+    BertForQuestionAnswering(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def published_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A ModelVersion published by the real pipeline; its models dir is ``.path.parent.parent``."""
+    from qatflow.training.config import TrainingSettings
+    from qatflow.training.pipeline import run_pipeline
+
+    models_dir = tmp_path_factory.mktemp("models")
+    settings = TrainingSettings.load(
+        overrides=tiny_training_overrides(tiny_model_dir, models_dir), environ={}
+    )
+    return run_pipeline(settings)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

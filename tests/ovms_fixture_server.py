@@ -1,0 +1,411 @@
+"""TEST FIXTURE, not a product component: a stand-in for OpenVINO Model Server.
+
+OVMS cannot be installed here, so the client is tested against this gRPC server. It serves the
+same repository layout OVMS reads (``<models_dir>/<name>/<version>/*.xml``, newest numeric
+version) with the OpenVINO runtime, over the two gRPC APIs OVMS has spoken:
+
+- KServe v2 ``GRPCInferenceService``: ServerLive, ServerReady, ModelReady, ModelMetadata,
+  ModelInfer (servicer base classes from ``tritonclient.grpc``);
+- TF-Serving ``PredictionService`` (Predict, GetModelMetadata) and ``ModelService``
+  (GetModelStatus), from the protos shipped inside ``ovmsclient``.
+
+Errors use the status codes OVMS uses: NOT_FOUND for an unknown model or version,
+INVALID_ARGUMENT for missing/unexpected inputs, wrong precision or rank.
+
+Run: ``python tests/ovms_fixture_server.py --models-dir DIR`` prints ``PORT <n>`` once serving
+on 127.0.0.1, and stops on SIGTERM. ``FixtureServer`` does that from a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import openvino as ov
+from google.protobuf import any_pb2
+from ovmsclient.tfs_compat.grpc.tensors import (
+    NP_TO_TENSOR_MAP,
+    make_ndarray,
+    make_tensor_proto,
+)
+from ovmsclient.tfs_compat.protos.tensorflow.core.framework import tensor_shape_pb2
+from ovmsclient.tfs_compat.protos.tensorflow.core.protobuf import meta_graph_pb2
+from ovmsclient.tfs_compat.protos.tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonclient.utils import np_to_triton_dtype, triton_to_np_dtype
+
+
+class ServingError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class ServedModel:
+    name: str
+    version: int
+    compiled: ov.CompiledModel
+    request: ov.InferRequest
+    lock: threading.Lock
+    inputs: dict[str, tuple[np.dtype, int]]  # name -> (dtype, rank)
+    outputs: dict[str, np.dtype]
+
+    def infer(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = sorted(set(self.inputs) - set(arrays))
+        if missing:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Missing inputs: {missing}")
+        unexpected = sorted(set(arrays) - set(self.inputs))
+        if unexpected:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Unexpected inputs: {unexpected}")
+        for name, array in arrays.items():
+            dtype, rank = self.inputs[name]
+            if array.dtype != dtype:
+                raise ServingError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Invalid input precision of {name} - Expected: {dtype}; Actual: {array.dtype}",
+                )
+            if array.ndim != rank:
+                raise ServingError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Invalid number of shape dimensions of {name} - Expected: {rank}; "
+                    f"Actual: {array.ndim}",
+                )
+        with self.lock:
+            results = self.request.infer(arrays)
+            return {
+                port.get_any_name(): np.array(value, copy=True) for port, value in results.items()
+            }
+
+
+def load_repository(models_dir: Path) -> dict[str, ServedModel]:
+    """Every ``<name>/<N>/`` holding an IR, newest N per name, as OVMS's default policy."""
+    core = ov.Core()
+    served = {}
+    for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir()):
+        versions = sorted(
+            (int(p.name), p)
+            for p in model_dir.iterdir()
+            if p.name.isdigit() and int(p.name) > 0 and any(p.glob("*.xml"))
+        )
+        if not versions:
+            continue
+        number, path = versions[-1]
+        compiled = core.compile_model(
+            str(next(iter(sorted(path.glob("*.xml"))))), "CPU", {"PERFORMANCE_HINT": "LATENCY"}
+        )
+        served[model_dir.name] = ServedModel(
+            name=model_dir.name,
+            version=number,
+            compiled=compiled,
+            request=compiled.create_infer_request(),
+            lock=threading.Lock(),
+            inputs={
+                port.get_any_name(): (
+                    np.dtype(port.get_element_type().to_dtype()),
+                    port.get_partial_shape().rank.get_length(),
+                )
+                for port in compiled.inputs
+            },
+            outputs={
+                port.get_any_name(): np.dtype(port.get_element_type().to_dtype())
+                for port in compiled.outputs
+            },
+        )
+    return served
+
+
+class Repository:
+    def __init__(self, models: dict[str, ServedModel]) -> None:
+        self.models = models
+
+    def get(self, name: str, version: int | None) -> ServedModel:
+        model = self.models.get(name)
+        if model is None:
+            raise ServingError(
+                grpc.StatusCode.NOT_FOUND, f"Model with requested name {name!r} is not found"
+            )
+        if version not in (None, 0, model.version):
+            raise ServingError(
+                grpc.StatusCode.NOT_FOUND, f"Model {name!r} has no version {version} loaded"
+            )
+        return model
+
+
+def _abort_on_error(method):  # type: ignore[no-untyped-def]
+    def wrapped(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            return method(self, request, context)
+        except ServingError as error:
+            context.abort(error.code, str(error))
+
+    return wrapped
+
+
+def _kserve_version(text: str) -> int | None:
+    return int(text) if text else None
+
+
+class KServeServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+
+    def ServerLive(self, request, context):  # type: ignore[no-untyped-def]
+        return service_pb2.ServerLiveResponse(live=True)
+
+    def ServerReady(self, request, context):  # type: ignore[no-untyped-def]
+        return service_pb2.ServerReadyResponse(ready=True)
+
+    @_abort_on_error
+    def ModelReady(self, request, context):  # type: ignore[no-untyped-def]
+        self.repository.get(request.name, _kserve_version(request.version))
+        return service_pb2.ModelReadyResponse(ready=True)
+
+    @_abort_on_error
+    def ModelMetadata(self, request, context):  # type: ignore[no-untyped-def]
+        model = self.repository.get(request.name, _kserve_version(request.version))
+        response = service_pb2.ModelMetadataResponse(
+            name=model.name, versions=[str(model.version)], platform="OpenVINO"
+        )
+        for port in model.compiled.inputs:
+            response.inputs.append(_kserve_tensor_metadata(port))
+        for port in model.compiled.outputs:
+            response.outputs.append(_kserve_tensor_metadata(port))
+        return response
+
+    @_abort_on_error
+    def ModelInfer(self, request, context):  # type: ignore[no-untyped-def]
+        model = self.repository.get(request.model_name, _kserve_version(request.model_version))
+        arrays = {}
+        for index, tensor in enumerate(request.inputs):
+            dtype = np.dtype(triton_to_np_dtype(tensor.datatype) or np.void)
+            shape = tuple(tensor.shape)
+            if index < len(request.raw_input_contents):
+                raw = request.raw_input_contents[index]
+                if len(raw) != dtype.itemsize * int(np.prod(shape)):
+                    raise ServingError(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"Invalid content size of {tensor.name} for shape {list(shape)}",
+                    )
+                arrays[tensor.name] = np.frombuffer(raw, dtype=dtype).reshape(shape)
+            else:
+                values = tensor.contents.int64_contents or tensor.contents.int_contents
+                arrays[tensor.name] = np.asarray(values, dtype=dtype).reshape(shape)
+        results = model.infer(arrays)
+        wanted = [item.name for item in request.outputs] or list(results)
+        unknown = [name for name in wanted if name not in results]
+        if unknown:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Unknown outputs: {unknown}")
+        response = service_pb2.ModelInferResponse(
+            model_name=model.name, model_version=str(model.version), id=request.id
+        )
+        for name in wanted:
+            array = np.ascontiguousarray(results[name])
+            response.outputs.append(
+                service_pb2.ModelInferResponse.InferOutputTensor(
+                    name=name, datatype=np_to_triton_dtype(array.dtype), shape=list(array.shape)
+                )
+            )
+            response.raw_output_contents.append(array.tobytes())
+        return response
+
+
+def _kserve_tensor_metadata(
+    port: ov.ConstOutput,
+) -> service_pb2.ModelMetadataResponse.TensorMetadata:
+    return service_pb2.ModelMetadataResponse.TensorMetadata(
+        name=port.get_any_name(),
+        datatype=np_to_triton_dtype(np.dtype(port.get_element_type().to_dtype())),
+        shape=[-1 if dim.is_dynamic else dim.get_length() for dim in port.get_partial_shape()],
+    )
+
+
+class TfsPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+
+    @_abort_on_error
+    def Predict(self, request, context):  # type: ignore[no-untyped-def]
+        spec = request.model_spec
+        model = self.repository.get(
+            spec.name, spec.version.value if spec.HasField("version") else None
+        )
+        arrays = {name: make_ndarray(tensor) for name, tensor in request.inputs.items()}
+        results = model.infer(arrays)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = model.name
+        response.model_spec.version.value = model.version
+        for name in request.output_filter or results:
+            if name not in results:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Unknown output: {name}")
+            response.outputs[name].CopyFrom(make_tensor_proto(np.ascontiguousarray(results[name])))
+        return response
+
+    @_abort_on_error
+    def GetModelMetadata(self, request, context):  # type: ignore[no-untyped-def]
+        spec = request.model_spec
+        model = self.repository.get(
+            spec.name, spec.version.value if spec.HasField("version") else None
+        )
+        signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
+        for port in model.compiled.inputs:
+            signature.inputs[port.get_any_name()].CopyFrom(_tfs_tensor_info(port))
+        for port in model.compiled.outputs:
+            signature.outputs[port.get_any_name()].CopyFrom(_tfs_tensor_info(port))
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        signatures.signature_def["serving_default"].CopyFrom(signature)
+        packed = any_pb2.Any()
+        packed.Pack(signatures)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = model.name
+        response.model_spec.version.value = model.version
+        response.metadata["signature_def"].CopyFrom(packed)
+        return response
+
+
+def _tfs_tensor_info(port: ov.ConstOutput) -> meta_graph_pb2.TensorInfo:
+    dtype = np.dtype(port.get_element_type().to_dtype())
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[
+            tensor_shape_pb2.TensorShapeProto.Dim(size=-1 if d.is_dynamic else d.get_length())
+            for d in port.get_partial_shape()
+        ]
+    )
+    return meta_graph_pb2.TensorInfo(
+        name=port.get_any_name(), dtype=NP_TO_TENSOR_MAP[dtype.type].TensorDtype, tensor_shape=shape
+    )
+
+
+class TfsModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+
+    @_abort_on_error
+    def GetModelStatus(self, request, context):  # type: ignore[no-untyped-def]
+        spec = request.model_spec
+        model = self.repository.get(
+            spec.name, spec.version.value if spec.HasField("version") else None
+        )
+        status = get_model_status_pb2.ModelVersionStatus(
+            version=model.version, state=get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
+        )
+        return get_model_status_pb2.GetModelStatusResponse(model_version_status=[status])
+
+
+def serve(models_dir: Path, port: int = 0) -> tuple[grpc.Server, int]:
+    repository = Repository(load_repository(models_dir))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(KServeServicer(repository), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        TfsPredictionServicer(repository), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(TfsModelServicer(repository), server)
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    return server, bound
+
+
+def save_int32_model(directory: Path) -> None:
+    """An IR taking int32 ids, for tests of a client meeting a model with other input dtypes."""
+    import openvino.opset13 as ops
+
+    params = [
+        ops.parameter([-1, -1], ov.Type.i32, name=name)
+        for name in ("input_ids", "attention_mask", "token_type_ids")
+    ]
+    logits = ops.convert(params[0], "f32")
+    start = ops.multiply(logits, np.float32(0.5))
+    end = ops.multiply(logits, np.float32(0.25))
+    start.output(0).set_names({"start_logits"})
+    end.output(0).set_names({"end_logits"})
+    directory.mkdir(parents=True)
+    ov.save_model(ov.Model([start, end], params, "int32-qa"), directory / "openvino_model.xml")
+
+
+class FixtureServer:
+    """The fixture server in a real subprocess, so a test can stop it like a crashed server."""
+
+    def __init__(self, models_dir: Path, port: int = 0) -> None:
+        self.models_dir = models_dir
+        self.port = port
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> FixtureServer:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--models-dir",
+                str(self.models_dir),
+                "--port",
+                str(self.port),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        timer = threading.Timer(timeout, self.process.kill)
+        timer.start()
+        try:
+            line = self.process.stdout.readline() if self.process.stdout else ""
+        finally:
+            timer.cancel()
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"fixture server did not start (got {line!r})")
+        self.port = int(line.split()[1])
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stdout:
+            self.process.stdout.close()
+
+    def __enter__(self) -> FixtureServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    server, port = serve(args.models_dir, args.port)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    print(f"PORT {port}", flush=True)
+    stopped.wait()
+    server.stop(grace=2).wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""The settings tables in the docs are generated from the code; they must not drift."""
+
+from pathlib import Path
+
+import pytest
+
+from qatflow.core.settings import markdown_table
+from qatflow.training.config import TrainingSettings
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+BEGIN, END = "<!-- settings:begin -->\n", "<!-- settings:end -->"
+
+
+@pytest.mark.parametrize(("document", "settings"), [("training.md", TrainingSettings)])
+def test_settings_table_matches_the_code(document, settings):
+    text = (DOCS / document).read_text(encoding="utf-8")
+    table = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert table == markdown_table(settings), (
+        f"docs/{document} is out of date: paste the output of "
+        f"`python -c 'from qatflow.core.settings import markdown_table; ...'`"
+    )
