@@ -1,5 +1,4 @@
-"""The ``qatflow`` command. Each subcommand lives in its own subpackage and imports its heavy
-dependencies only when it runs, so ``qatflow ask`` never loads torch."""
+"""qatflow: fine-tune, quantize (QAT), publish and serve INT8 NLP models on Intel CPUs."""
 
 from __future__ import annotations
 
@@ -7,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-# subcommand -> module defining add_arguments(parser) and run(args) -> exit code
+# subcommand -> module defining add_arguments(parser) and run(args) -> exit code; each
+# module imports its heavy dependencies inside run(), so `--help` and the client stay fast.
 COMMANDS = {
     "train": ("qatflow.training.cli", "fine-tune, quantize (QAT) and publish an INT8 model"),
     "serve": ("qatflow.serving.cli", "serve a published model over HTTP"),
@@ -23,12 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = {}
     for name, (module_name, summary) in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if not error.name or not error.name.startswith("qatflow"):
-                raise
-            continue  # a subcommand not built yet
+        module = importlib.import_module(module_name)
         modules[name] = module
         module.add_arguments(commands.add_parser(name, help=summary, description=summary))
     args = parser.parse_args(argv)

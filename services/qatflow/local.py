@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from qatflow.core.logs import configure_logging, step
 
     configure_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     models_dir = Path(args.models_dir)
     with step(log, 1, STEPS, "Model"):
         version = None if args.retrain else artifacts.find_latest(models_dir, args.model_name)
@@ -95,6 +96,7 @@ def _start_service(backend: str, models_dir: Path, model_name: str, port: int) -
         "QATFLOW_SERVE_HOST": "127.0.0.1",
         "QATFLOW_SERVE_PORT": str(port),
         "QATFLOW_SERVE_POLL_INTERVAL": "1",
+        "QATFLOW_SERVE_LOG_LEVEL": "warning",  # the answers are the output here
     }
     return subprocess.Popen([sys.executable, "-m", "qatflow.serving"], env=env)
 

@@ -23,9 +23,11 @@ PROTOCOLS = ["kserve", "tfs"]
 @pytest.fixture(scope="module")
 def pairs() -> list[tuple[str, str]]:
     """Held-out questions, several with contexts longer than one window."""
-    examples = synthetic.generate("validation", 8, 0)
-    assert any(len(example.context) > 1000 for example in examples)
-    return [(example.question, example.context) for example in examples]
+    examples = synthetic.generate("validation", 40, 0)
+    long = [example for example in examples if len(example.context) > 1000][:3]
+    short = [example for example in examples if len(example.context) <= 1000][:5]
+    assert len(long) == 3
+    return [(example.question, example.context) for example in long + short]
 
 
 def direct_answers(version, pairs, top_k=1) -> list[qa.Answer]:

@@ -135,7 +135,10 @@ def best_answers(
         end = _masked_softmax(np.asarray(end_logits[row, :size], np.float64), context_tokens)
         scores = np.triu(np.outer(start, end))
         scores = np.tril(scores, max_answer_len - 1)
-        best = np.argsort(scores, axis=None)[::-1][: max(top_k, 1) * 4]
+        flat_scores = scores.ravel()
+        keep = min(max(top_k, 1) * 4, flat_scores.size)
+        best = np.argpartition(flat_scores, -keep)[-keep:]  # the top spans, without a full sort
+        best = best[np.argsort(flat_scores[best])[::-1]]
         found = candidates[feature.example]
         for flat in best:
             first, last = divmod(int(flat), size)

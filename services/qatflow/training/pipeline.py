@@ -88,6 +88,12 @@ def _run(settings: TrainingSettings) -> artifacts.ModelVersion:
                 label="fp32",
             )
 
+    # The FP32 source, kept beside the volume's versions for benchmarks and later QAT runs.
+    fp32_dir = settings.scratch_dir / f"{settings.model_name}-fp32"
+    model.save_pretrained(fp32_dir)
+    tokenizer.save_pretrained(fp32_dir)
+    metrics["fp32_model_dir"] = str(fp32_dir)
+
     with step(log, 3, STEPS, "FP32 baseline evaluation"):
         metrics["fp32"] = _evaluate(task, export.torch_infer(model, task.output_names), settings, timings, "fp32")
 

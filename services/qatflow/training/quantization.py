@@ -13,6 +13,7 @@ os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
 import nncf  # noqa: E402
 import nncf.torch  # noqa: E402
 import torch  # noqa: E402
+from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters  # noqa: E402
 
 
 def calibrate(model: torch.nn.Module, samples: list[dict[str, Any]]) -> torch.nn.Module:
@@ -23,6 +24,8 @@ def calibrate(model: torch.nn.Module, samples: list[dict[str, Any]]) -> torch.nn
         nncf.Dataset(samples),
         model_type=nncf.ModelType.TRANSFORMER,
         subset_size=len(samples),
+        # QAT trains the biases anyway; skipping the correction pass saves a third of the time.
+        advanced_parameters=AdvancedQuantizationParameters(disable_bias_correction=True),
     )
 
 

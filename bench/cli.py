@@ -1,0 +1,161 @@
+"""``python -m bench``: benchmark the newest published model and write the report.
+
+``make bench`` runs the default plan (under 15 minutes on 2 cores); ``--quick`` is a smoke run
+with figures too short to trust; the other flags scale a run up or down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+REPO = Path(__file__).resolve().parent.parent
+
+log = logging.getLogger("bench")
+
+
+def _lengths(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or min(values) < 16:
+        raise argparse.ArgumentTypeError(f"expected integers of at least 16, got {text!r}")
+    return values
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        required=True,
+        help="models directory the training job published to",
+    )
+    p.add_argument(
+        "--model", metavar="NAME", help="model to benchmark (needed if the directory holds several)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "bench" / "reports",
+        help="report folder (default: bench/reports)",
+    )
+    p.add_argument(
+        "--docs",
+        type=Path,
+        default=REPO / "docs" / "benchmarks.md",
+        help="docs page whose latest-run section is rewritten (default: docs/benchmarks.md)",
+    )
+    p.add_argument("--no-docs", action="store_true", help="leave the docs page alone")
+    p.add_argument("--quick", action="store_true", help="smoke run: few iterations, no BERT-base")
+    p.add_argument("--iterations", type=_positive, help="timed calls per latency series, at most")
+    p.add_argument("--warmup", type=_positive, help="untimed calls before each latency series")
+    p.add_argument(
+        "--budget", type=float, dest="budget_s", help="seconds one latency series may take"
+    )
+    p.add_argument("--seq-lengths", type=_lengths, help="batch-1 sequence lengths, e.g. 128,384")
+    p.add_argument(
+        "--eval-samples",
+        type=_positive,
+        help="eval examples per runtime (default: the training job's)",
+    )
+    p.add_argument("--concurrency", type=_lengths_any, help="concurrency levels, e.g. 1,2,4,8")
+    p.add_argument(
+        "--requests",
+        type=_positive,
+        dest="requests_per_level",
+        help="requests per concurrency level",
+    )
+    p.add_argument(
+        "--skip-serving", action="store_true", help="skip the HTTP services and gRPC client"
+    )
+    p.add_argument(
+        "--bert-base",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time the BERT-base-sized model (default: on, off with --quick)",
+    )
+    return p
+
+
+def _lengths_any(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from bench import report as reporting
+    from bench import targets
+    from bench.plan import make_plan
+    from bench.run import run_benchmark
+    from bench.sources import BenchError
+    from qatflow.core.artifacts import ArtifactError
+    from qatflow.core.logs import configure_logging
+
+    configure_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the steps
+    if not args.models_dir.is_dir():
+        log.error("models directory %s does not exist: run `make train` first", args.models_dir)
+        return EXIT_BAD_INPUT
+    plan = make_plan(
+        args.quick,
+        iterations=args.iterations,
+        warmup=args.warmup,
+        budget_s=args.budget_s,
+        seq_lengths=args.seq_lengths,
+        eval_samples=args.eval_samples,
+        concurrency=args.concurrency,
+        requests_per_level=args.requests_per_level,
+        serving=False if args.skip_serving else None,
+        bert_base=args.bert_base,
+    )
+    with tempfile.TemporaryDirectory(prefix="qatflow-bench-") as work:
+        try:
+            result = run_benchmark(args.models_dir, args.model, plan, Path(work))
+        except (BenchError, ArtifactError) as error:
+            log.error("%s", error)
+            return EXIT_BAD_INPUT
+    result["quick"] = args.quick
+    result["targets"] = targets.evaluate(result)
+    paths = reporting.write(result, args.out)
+    if not args.no_docs:
+        reporting.update_docs(args.docs, reporting.markdown(result))
+        log.info("docs: %s", args.docs)
+    for item in result["targets"]:
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[item["met"]]
+        log.info(
+            "target %-7s %s (%s, measured %s)",
+            verdict,
+            item["target"],
+            item["limit"],
+            item["measured"],
+        )
+    log.info("report: %s", ", ".join(str(path) for path in paths.values()))
+    return EXIT_OK

@@ -1,0 +1,231 @@
+"""End to end: the real HTTP services (``python -m qatflow.serving`` under uvicorn on loopback)
+and the gRPC client against the OVMS stand-in, each in its own process, with its peak memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.measure import latency
+from qatflow.client.bench import summarize
+
+_READY_TIMEOUT = 300.0  # importing and compiling on a busy 2-core machine
+_REQUEST_TIMEOUT = 120.0
+REPO = Path(__file__).resolve().parent.parent
+
+
+class MemoryWatch:
+    """Samples a process's resident memory; the peak is also read from the kernel at the end."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            self._stop.wait(interval)
+
+    def stop(self) -> int:
+        """Peak resident bytes: the kernel's high-water mark where it keeps one."""
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak = max(self.peak, int(line.split()[1]) * 1024)
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def http_service(
+    backend: str, models_dir: Path, model_name: str, log_path: Path, max_concurrency: int
+) -> Iterator[tuple[str, MemoryWatch, float]]:
+    """One service process, ready; yields its URL, its memory watch and its start-up seconds."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QATFLOW_SERVE_")}
+    env.update(
+        QATFLOW_SERVE_BACKEND=backend,
+        QATFLOW_SERVE_MODELS_DIR=str(models_dir),
+        QATFLOW_SERVE_MODEL_NAME=model_name,
+        QATFLOW_SERVE_HOST="127.0.0.1",
+        QATFLOW_SERVE_PORT=str(port),
+        # Clients beyond the default 4 slots would be refused with 503 rather than measured.
+        QATFLOW_SERVE_MAX_CONCURRENCY=str(max_concurrency),
+        QATFLOW_SERVE_LOG_LEVEL="warning",
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "services"), env.get("PYTHONPATH")])),
+    )
+    url = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qatflow.serving"], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        watch = MemoryWatch(process.pid)
+        try:
+            _wait_ready(process, url, log_path)
+            yield url, watch, time.perf_counter() - started
+        finally:
+            watch.stop()
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + _READY_TIMEOUT
+    with httpx.Client(base_url=url, timeout=5.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"service exited with {process.returncode}: {log_path.read_text()[-2000:]}"
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if client.get("/v2/health/ready").status_code == 200:
+                    return
+            time.sleep(0.2)
+    raise RuntimeError(
+        f"service not ready after {_READY_TIMEOUT:.0f}s: {log_path.read_text()[-2000:]}"
+    )
+
+
+def http_latency(url: str, body: dict[str, Any], *, warmup: int, iterations: int) -> dict[str, Any]:
+    """One client, one request at a time: the latency a lone user sees."""
+    with httpx.Client(base_url=url, timeout=_REQUEST_TIMEOUT) as client:
+        answer = None
+        for _ in range(warmup):
+            answer = _post(client, body)
+        times = []
+        started = time.perf_counter()
+        for _ in range(iterations):
+            begin = time.perf_counter()
+            answer = _post(client, body)
+            times.append(time.perf_counter() - begin)
+    return {**summarize(times, time.perf_counter() - started).as_dict(), "answer": answer}
+
+
+def http_concurrent(url: str, body: dict[str, Any], clients: int, requests: int) -> dict[str, Any]:
+    """``clients`` concurrent clients sharing ``requests`` requests; 503s are counted, not retried."""
+
+    async def run() -> dict[str, Any]:
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(
+            base_url=url, timeout=_REQUEST_TIMEOUT, limits=limits
+        ) as client:
+            remaining = list(range(requests))
+            times: list[float] = []
+            refused = 0
+
+            async def worker() -> None:
+                nonlocal refused
+                while remaining:
+                    remaining.pop()
+                    begin = time.perf_counter()
+                    reply = await client.post("/v1/question-answering", json=body)
+                    if reply.status_code == 503:
+                        refused += 1
+                        continue
+                    reply.raise_for_status()
+                    times.append(time.perf_counter() - begin)
+
+            await asyncio.gather(*(worker() for _ in range(clients)))  # warm every connection
+            remaining.extend(range(requests))
+            times.clear()
+            refused = 0
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(clients)))
+            wall = time.perf_counter() - started
+        summary = summarize(times, wall).as_dict() if times else {}
+        return {**summary, "clients": clients, "refused_503": refused}
+
+    return asyncio.run(run())
+
+
+def _post(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    reply = client.post("/v1/question-answering", json=body)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def grpc_latency(
+    models_dir: Path,
+    version: Any,
+    texts: dict[str, tuple[str, str]],
+    *,
+    warmup: int,
+    iterations: int,
+) -> dict[str, Any]:
+    """The gRPC client (KServe v2) against ``tests/ovms_fixture_server.py``, the OVMS stand-in."""
+    from qatflow.client.grpc_qa import GrpcQuestionAnswering
+    from qatflow.client.protocol import connect
+
+    script = REPO / "tests" / "ovms_fixture_server.py"
+    if not script.is_file():
+        return {"skipped": f"{script} not found (the gRPC test server ships with the tests)"}
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--models-dir", str(models_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "services")},
+    )
+    watch = MemoryWatch(process.pid)
+    timer = threading.Timer(_READY_TIMEOUT, process.kill)
+    timer.start()
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        timer.cancel()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"gRPC test server did not start (got {line!r})")
+        address = f"127.0.0.1:{line.split()[1]}"
+        client = GrpcQuestionAnswering(
+            connect("kserve", address, timeout=_REQUEST_TIMEOUT), version.name, version
+        )
+        client.check()
+        results = {}
+        for label, (question, context) in texts.items():
+            results[label] = latency(
+                lambda q=question, c=context: client.ask(q, c), warmup=warmup, iterations=iterations
+            )
+        client.close()
+        return {"latency": results, "peak_rss_bytes": watch.stop(), "address": address}
+    finally:
+        timer.cancel()
+        watch.stop()
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
