@@ -52,7 +52,8 @@ def markdown(report: dict[str, Any]) -> str:
             else "."
         ),
         "",
-        "Every ratio (×) is to PyTorch FP32 eager measured in the same run, unless the column says otherwise.",
+        "Every ratio (×) is to PyTorch FP32 eager measured in the same run, unless the column "
+        "says otherwise.",
         "",
     ]
     for note in report.get("notes", []):
@@ -79,7 +80,8 @@ def _accuracy(report: dict[str, Any], titles: dict[str, str]) -> list[str]:
     rows = [
         "## Accuracy",
         "",
-        f"{accuracy['eval_examples']} eval examples ({accuracy['eval_windows']} windows), the training "
+        f"{accuracy['eval_examples']} eval examples ({accuracy['eval_windows']} windows), the "
+        "training "
         "job's eval set, scored through each runtime with the training job's own evaluation.",
         "",
         "| runtime | EM | F1 | ΔF1 vs PyTorch FP32 |",
@@ -87,7 +89,8 @@ def _accuracy(report: dict[str, Any], titles: dict[str, str]) -> list[str]:
     ]
     for key, value in scores.items():
         rows.append(
-            f"| {titles[key]} | {value['exact_match']:.2f} | {value['f1']:.2f} | {value['f1'] - base:+.2f} |"
+            f"| {titles[key]} | {value['exact_match']:.2f} | {value['f1']:.2f} | "
+            f"{value['f1'] - base:+.2f} |"
         )
     for key, title in (
         ("fp32", "training job: FP32"),
@@ -159,11 +162,13 @@ def _serving(report: dict[str, Any]) -> list[str]:
         "## End to end",
         "",
         "Each service is a real `python -m qatflow.serving` process on 127.0.0.1; one client sends "
-        "one request at a time. *Raw* is the service's runtime called directly on the same windows; "
+        "one request at a time. *Raw* is the service's runtime called directly on the same "
+        "windows; "
         "*in-process* is the service's backend called directly (tokenization and span selection "
         "included, HTTP excluded).",
         "",
-        "| path | text tokens | windows | p50 ms | p90 ms | p99 ms | × raw runtime | × PyTorch FP32 |",
+        "| path | text tokens | windows | p50 ms | p90 ms | p99 ms | × raw runtime "
+        "| × PyTorch FP32 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     from bench.run import SERVICE_RUNTIME
@@ -186,7 +191,8 @@ def _serving(report: dict[str, Any]) -> list[str]:
                 rows.append(
                     f"| {name} | {label} | {text['windows']} | {_ms(value['p50_ms'])} | "
                     f"{_ms(value['p90_ms'])} | {_ms(value['p99_ms'])} | "
-                    f"{_x(_div(value['p50_ms'], raw_p50))} | {_x(_div(value['p50_ms'], torch_p50))} |"
+                    f"{_x(_div(value['p50_ms'], raw_p50))} | "
+                    f"{_x(_div(value['p50_ms'], torch_p50))} |"
                 )
         grpc = serving.get("grpc", {})
         if "latency" in grpc:
@@ -198,13 +204,16 @@ def _serving(report: dict[str, Any]) -> list[str]:
                 f"{_x(_div(value['p50_ms'], torch_p50))} |"
             )
     batched = report["throughput"]["batched_samples_per_second"][rt.TORCH_FP32]
+    torch_rss = serving.get("pytorch_peak_rss_bytes")
     levels = sorted({int(n) for v in http.values() for n in v["concurrency"]})
     rows += [
         "",
         f"Concurrent clients (the first text; requests/s; × PyTorch FP32 batched {batched:.1f}/s; "
         "503 = refused when every inference slot was busy):",
         "",
-        "| service | " + " | ".join(f"{n} clients" for n in levels) + " | peak RSS | start-up |",
+        "| service | "
+        + " | ".join(f"{n} clients" for n in levels)
+        + " | peak RSS (× PyTorch process) | start-up |",
         "|---|" + "---|" * (len(levels) + 2),
     ]
     for backend, value in http.items():
@@ -218,24 +227,26 @@ def _serving(report: dict[str, Any]) -> list[str]:
                 else f"{rate:.1f} ({_x(rate / batched)}, p50 {level['p50_ms']:.0f} ms, "
                 f"{level['refused_503']} × 503)"
             )
+        rss = value["peak_rss_bytes"]
         rows.append(
             f"| {backend} | "
             + " | ".join(cells)
-            + f" | {_mib(value['peak_rss_bytes'])} | {value['startup_seconds']:.1f} s |"
+            + f" | {_mib(rss)} ({_x(_div(rss, torch_rss))}) | {value['startup_seconds']:.1f} s |"
         )
     grpc = serving.get("grpc", {})
     if "peak_rss_bytes" in grpc:
+        rss = grpc["peak_rss_bytes"]
         rows.append(
             "| gRPC OVMS stand-in | "
             + " | ".join("" for _ in levels)
-            + f" | {_mib(grpc['peak_rss_bytes'])} | |"
+            + f" | {_mib(rss)} ({_x(_div(rss, torch_rss))}) | |"
         )
     elif "skipped" in grpc:
         rows.append(f"\ngRPC: skipped ({grpc['skipped']})")
-    torch_rss = serving.get("pytorch_peak_rss_bytes")
     if torch_rss:
         rows.append(
-            f"\nPyTorch FP32 eager in a bare process (load + one inference): peak RSS {_mib(torch_rss)}."
+            "\nPyTorch FP32 eager in a bare process (load + one inference): "
+            f"peak RSS {_mib(torch_rss)}."
         )
     return [*rows, ""]
 
@@ -266,7 +277,8 @@ def _training(report: dict[str, Any]) -> list[str]:
         rows.append(
             f"Step time at batch {cost.get('batch_size')}: FP32 fine-tuning "
             f"{fp32['seconds_per_step']:.3f} s, QAT {qat['seconds_per_step']:.3f} s "
-            f"({cost['qat_vs_fp32_step_time']:.2f}× the FP32 step), from the training job's metrics.json."
+            f"({cost['qat_vs_fp32_step_time']:.2f}× the FP32 step), from the training job's "
+            "metrics.json."
         )
     else:
         rows.append("metrics.json holds no FP32 fine-tuning timing (fine-tuning was skipped).")

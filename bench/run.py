@@ -62,7 +62,9 @@ def run_benchmark(
         report["accuracy"] = accuracy
 
     examples = task.eval_examples
-    lengths = sorted({*plan.seq_lengths, src.max_seq_length})
+    # Lengths past the model's position embeddings cannot run at all: leave them out.
+    positions = int(getattr(model.config, "max_position_embeddings", 512))
+    lengths = sorted(n for n in {*plan.seq_lengths, src.max_seq_length} if n <= positions)
     with step(log, 3, STEPS, f"Latency at batch 1, sequence lengths {lengths}"):
         report["latency"] = {r.key: {} for r in chosen}
         for length in lengths:
@@ -212,6 +214,7 @@ def _serving(
             entry["peak_rss_bytes"] = watch.stop()
         result["http"][backend] = entry
 
+    result["pytorch_peak_rss_bytes"] = serving.pytorch_peak_rss(src.fp32_dir, src.max_seq_length)
     log.info("starting the gRPC test server")
     result["grpc"] = serving.grpc_latency(
         models_dir, src.version, texts, warmup=plan.warmup, iterations=plan.iterations

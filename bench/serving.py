@@ -135,7 +135,7 @@ def http_latency(url: str, body: dict[str, Any], *, warmup: int, iterations: int
 
 
 def http_concurrent(url: str, body: dict[str, Any], clients: int, requests: int) -> dict[str, Any]:
-    """``clients`` concurrent clients sharing ``requests`` requests; 503s are counted, not retried."""
+    """``clients`` concurrent clients share ``requests`` requests; 503s are counted, not retried."""
 
     async def run() -> dict[str, Any]:
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -229,3 +229,17 @@ def grpc_latency(
             process.wait()
         if process.stdout:
             process.stdout.close()
+
+
+def pytorch_peak_rss(fp32_dir: str, length: int) -> int | None:
+    """Peak memory of a bare PyTorch FP32 process answering one window, or None if it failed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.pytorch_process", fp32_dir, str(length)],
+        capture_output=True,
+        text=True,
+        timeout=_READY_TIMEOUT,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "services")},
+    )
+    lines = done.stdout.split()
+    return int(lines[-1]) if done.returncode == 0 and lines and lines[-1].isdigit() else None

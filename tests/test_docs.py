@@ -5,13 +5,16 @@ from pathlib import Path
 import pytest
 
 from qatflow.core.settings import markdown_table
+from qatflow.serving.settings import ServeSettings
 from qatflow.training.config import TrainingSettings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BEGIN, END = "<!-- settings:begin -->\n", "<!-- settings:end -->"
 
 
-@pytest.mark.parametrize(("document", "settings"), [("training.md", TrainingSettings)])
+@pytest.mark.parametrize(
+    ("document", "settings"), [("training.md", TrainingSettings), ("serving.md", ServeSettings)]
+)
 def test_settings_table_matches_the_code(document, settings):
     text = (DOCS / document).read_text(encoding="utf-8")
     table = text.split(BEGIN, 1)[1].split(END, 1)[0]

@@ -14,7 +14,10 @@ COMMANDS = {
     "ask": ("qatflow.client.cli", "ask a running service (HTTP or gRPC) a question"),
     "ovms-config": ("qatflow.ovms.cli", "write the OpenVINO Model Server config for a model"),
     "status": ("qatflow.cluster.cli", "follow a Helm release: training, then the service"),
-    "local": ("qatflow.local", "train (or reuse), serve, ask sample questions, stop: all on this machine"),
+    "local": (
+        "qatflow.local",
+        "train (or reuse), serve, ask sample questions, stop: all on this machine",
+    ),
 }
 
 

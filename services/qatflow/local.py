@@ -28,8 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrain", action="store_true", help="train even if a version exists")
     parser.add_argument("--questions", type=int, default=5, help="sample questions to ask")
     parser.add_argument("--config", metavar="FILE", help="training settings (YAML)")
-    parser.add_argument("--set", dest="assignments", action="append", default=[],
-                        metavar="KEY=VALUE", help="training setting override (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training setting override (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
             version = artifacts.find_latest(models_dir, args.model_name)
             assert version is not None
         else:
-            log.info("reusing %s version %d (--retrain to train again)", version.name, version.version)
+            log.info(
+                "reusing %s version %d (--retrain to train again)", version.name, version.version
+            )
         _log_metrics(version)
 
     port = _free_port()
@@ -71,8 +79,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, models_dir: Path) -> int:
-    command = [sys.executable, "-m", "qatflow.training", "--output-dir", str(models_dir),
-               "--set", f"model_name={args.model_name}"]
+    command = [
+        sys.executable,
+        "-m",
+        "qatflow.training",
+        "--output-dir",
+        str(models_dir),
+        "--set",
+        f"model_name={args.model_name}",
+    ]
     if args.config:
         command += ["--config", args.config]
     for assignment in args.assignments:
@@ -84,10 +99,14 @@ def _log_metrics(version) -> None:  # type: ignore[no-untyped-def]
     metrics = version.metrics()
     for key, title in (("fp32", "FP32"), ("ptq", "PTQ INT8"), ("int8", "QAT INT8")):
         if key in metrics:
-            log.info("%-9s EM %6.2f  F1 %6.2f", title, metrics[key]["exact_match"], metrics[key]["f1"])
+            log.info(
+                "%-9s EM %6.2f  F1 %6.2f", title, metrics[key]["exact_match"], metrics[key]["f1"]
+            )
 
 
-def _start_service(backend: str, models_dir: Path, model_name: str, port: int) -> subprocess.Popen[bytes]:
+def _start_service(
+    backend: str, models_dir: Path, model_name: str, port: int
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "QATFLOW_SERVE_BACKEND": backend,
@@ -127,7 +146,8 @@ def _ask(url: str, version, count: int) -> None:  # type: ignore[no-untyped-def]
         for example in examples:
             started = time.perf_counter()
             response = client.post(
-                "/v1/question-answering", json={"question": example.question, "context": example.context}
+                "/v1/question-answering",
+                json={"question": example.question, "context": example.context},
             )
             elapsed = (time.perf_counter() - started) * 1000
             response.raise_for_status()

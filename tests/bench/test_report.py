@@ -132,14 +132,16 @@ def test_markdown_plots_and_docs_are_written(quick_run):
     assert reporting.DOCS_BEGIN in docs and "## Targets" in docs
 
 
-def test_missing_models_dir_is_a_clear_error(tmp_path, caplog):
+def test_missing_models_dir_is_a_clear_error(tmp_path, capsys):
     assert main(["--models-dir", str(tmp_path / "absent"), "--no-docs"]) == EXIT_BAD_INPUT
+    assert "does not exist" in capsys.readouterr().out
 
 
-def test_empty_models_dir_is_a_clear_error(tmp_path, caplog):
+def test_empty_models_dir_is_a_clear_error(tmp_path, capsys):
     code = main(["--models-dir", str(tmp_path), "--out", str(tmp_path / "out"), "--no-docs"])
     assert code == EXIT_BAD_INPUT
-    assert "no published model" in caplog.text
+    assert "no published model" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
 
 
 def test_docs_section_is_replaced_not_appended(tmp_path):

@@ -32,7 +32,11 @@ def test_publish_makes_a_complete_numbered_version(tmp_path: Path):
     latest = artifacts.find_latest(tmp_path)
     assert latest is not None and latest.version == 2
     assert latest.manifest["files"]["onnx/model.onnx"]["size"] == 4
-    assert set(latest.manifest["files"]) == {"openvino_model.xml", "openvino_model.bin", "onnx/model.onnx"}
+    assert set(latest.manifest["files"]) == {
+        "openvino_model.xml",
+        "openvino_model.bin",
+        "onnx/model.onnx",
+    }
     artifacts.verify(latest)
     # the staging area holds nothing once published
     assert list((tmp_path / artifacts.STAGING).iterdir()) == []

@@ -22,7 +22,9 @@ def _logits_for_span(feature: qa.Feature, first: int, last: int) -> tuple[np.nda
 
 def test_long_context_is_split_into_overlapping_windows(tokenizer):
     context = " ".join(["the harbour is foggy ."] * 40) + " vera pfeiffer plays the harp ."
-    features = qa.encode(tokenizer, ["what does vera play ?"], [context], max_length=64, doc_stride=16)
+    features = qa.encode(
+        tokenizer, ["what does vera play ?"], [context], max_length=64, doc_stride=16
+    )
     assert len(features) > 3
     assert all(len(f.input_ids) <= 64 for f in features)
     assert {f.example for f in features} == {0}
@@ -37,7 +39,9 @@ def test_long_context_is_split_into_overlapping_windows(tokenizer):
 
 def test_answer_in_a_later_window_maps_back_to_characters(tokenizer):
     context = " ".join(["the harbour is foggy ."] * 40) + " vera pfeiffer plays the harp ."
-    features = qa.encode(tokenizer, ["what does vera play ?"], [context], max_length=64, doc_stride=16)
+    features = qa.encode(
+        tokenizer, ["what does vera play ?"], [context], max_length=64, doc_stride=16
+    )
     last = features[-1]
     harp = context.rindex("harp")
     token = next(i for i, s in enumerate(last.offsets) if s and s[0] == harp)
@@ -54,7 +58,9 @@ def test_answer_in_a_later_window_maps_back_to_characters(tokenizer):
 
 def test_spans_never_cover_the_question_or_run_backwards(tokenizer):
     context = "rosa sandberg was born in tarnow ."
-    [feature] = qa.encode(tokenizer, ["where was rosa born ?"], [context], max_length=64, doc_stride=16)
+    [feature] = qa.encode(
+        tokenizer, ["where was rosa born ?"], [context], max_length=64, doc_stride=16
+    )
     # the best raw logits point into the question and at an end before the start
     start, end = _logits_for_span(feature, 1, 2)
     context_tokens = [i for i, s in enumerate(feature.offsets) if s]

@@ -29,8 +29,14 @@ def test_published_version_is_complete_and_verified(published_model):
     assert manifest["precision"] == "int8"
     assert manifest["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
     assert manifest["outputs"] == ["start_logits", "end_logits"]
-    for required in ("openvino_model.xml", "openvino_model.bin", "onnx/model.onnx", "config.json",
-                     "tokenizer.json", "metrics.json"):
+    for required in (
+        "openvino_model.xml",
+        "openvino_model.bin",
+        "onnx/model.onnx",
+        "config.json",
+        "tokenizer.json",
+        "metrics.json",
+    ):
         assert required in manifest["files"]
     assert set(manifest["libraries"]) >= {"torch", "nncf", "openvino", "transformers"}
     metrics = published_model.metrics()
@@ -47,7 +53,8 @@ def test_ir_is_int8_and_runs_in_optimum(published_model):
     ops = ov.Core().read_model(published_model.ir_path).get_ordered_ops()
     assert sum(op.get_type_name() == "FakeQuantize" for op in ops) > 10
     assert any(
-        op.get_type_name() == "Constant" and op.get_output_element_type(0) == ov.Type.i8 for op in ops
+        op.get_type_name() == "Constant" and op.get_output_element_type(0) == ov.Type.i8
+        for op in ops
     )
     model = OVModelForQuestionAnswering.from_pretrained(published_model.path)
     tokenizer = AutoTokenizer.from_pretrained(published_model.path)
@@ -68,11 +75,18 @@ def test_onnx_is_qdq_and_matches_the_ir_on_the_openvino_ep(published_model):
     )
     assert session.get_providers()[0] == "OpenVINOExecutionProvider"
     tokenizer = AutoTokenizer.from_pretrained(published_model.path)
-    features = qa.encode(tokenizer, ["where was rosa born ?"], ["rosa was born in tarnow ."],
-                         max_length=96, doc_stride=32)
+    features = qa.encode(
+        tokenizer,
+        ["where was rosa born ?"],
+        ["rosa was born in tarnow ."],
+        max_length=96,
+        doc_stride=32,
+    )
     arrays = qa.pad(features, tokenizer.pad_token_id)
     onnx_start, _ = session.run(["start_logits", "end_logits"], arrays)
-    compiled = ov.Core().compile_model(published_model.ir_path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    compiled = ov.Core().compile_model(
+        published_model.ir_path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+    )
     ir_start = compiled(arrays)["start_logits"]
     assert np.abs(onnx_start - ir_start).max() < 0.5
 
@@ -87,8 +101,13 @@ def test_failed_accuracy_gate_publishes_nothing(tiny_model_dir, tmp_path, monkey
         return lambda arrays: [-logits for logits in infer(arrays)]  # the worst spans win
 
     monkeypatch.setattr(export, "openvino_infer", reversed_ir)
-    overrides = {**tiny_training_overrides(tiny_model_dir, tmp_path), "accuracy_tolerance": 0.0,
-                 "max_train_samples": 100, "epochs": 1.0, "qat_epochs": 0.1}
+    overrides = {
+        **tiny_training_overrides(tiny_model_dir, tmp_path),
+        "accuracy_tolerance": 0.0,
+        "max_train_samples": 100,
+        "epochs": 1.0,
+        "qat_epochs": 0.1,
+    }
     with pytest.raises(AccuracyGateError, match="below FP32"):
         run_pipeline(TrainingSettings.load(overrides=overrides, environ={}))
     assert artifacts.find_latest(tmp_path) is None
@@ -96,8 +115,12 @@ def test_failed_accuracy_gate_publishes_nothing(tiny_model_dir, tmp_path, monkey
 
 
 def _train_command(model_dir: Path, output_dir: Path) -> list[str]:
-    overrides = {**tiny_training_overrides(model_dir, output_dir), "max_train_samples": 100,
-                 "epochs": 1.0, "qat_epochs": 0.1}
+    overrides = {
+        **tiny_training_overrides(model_dir, output_dir),
+        "max_train_samples": 100,
+        "epochs": 1.0,
+        "qat_epochs": 0.1,
+    }
     command = [sys.executable, "-m", "qatflow.training"]
     for key, value in overrides.items():
         command += ["--set", f"{key}={value}"]
@@ -108,8 +131,11 @@ def test_killed_run_leaves_no_version_and_a_rerun_publishes(tiny_model_dir, tmp_
     # Killed after export: a complete model sits in staging, the worst moment to die.
     kill_at = "[8/9] INT8 evaluation"
     process = subprocess.Popen(
-        _train_command(tiny_model_dir, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        _train_command(tiny_model_dir, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 600
     assert process.stdout is not None
@@ -129,8 +155,17 @@ def test_killed_run_leaves_no_version_and_a_rerun_publishes(tiny_model_dir, tmp_
 
 def test_bad_configuration_exits_2_with_a_one_line_reason(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "qatflow.training", "--set", "epochz=1", "--output-dir", str(tmp_path)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "qatflow.training",
+            "--set",
+            "epochz=1",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert "unknown setting 'epochz'" in result.stdout
@@ -139,9 +174,17 @@ def test_bad_configuration_exits_2_with_a_one_line_reason(tmp_path):
 
 def test_missing_data_exits_non_zero_with_the_path(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "qatflow.training", "--set", f"dataset={tmp_path}/nowhere.json",
-         "--output-dir", str(tmp_path)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "qatflow.training",
+            "--set",
+            f"dataset={tmp_path}/nowhere.json",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert "nowhere.json" in result.stdout
@@ -151,17 +194,53 @@ def test_missing_data_exits_non_zero_with_the_path(tmp_path):
 def test_local_squad_files_are_read(tmp_path):
     from qatflow.training.data import DataError, load_examples
 
-    nested = {"data": [{"paragraphs": [{"context": "Rosa was born in Tarnow.", "qas": [
-        {"id": "q1", "question": "Where was Rosa born?",
-         "answers": [{"text": "Tarnow", "answer_start": 17}]}]}]}]}
+    nested = {
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "context": "Rosa was born in Tarnow.",
+                        "qas": [
+                            {
+                                "id": "q1",
+                                "question": "Where was Rosa born?",
+                                "answers": [{"text": "Tarnow", "answer_start": 17}],
+                            }
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
     (tmp_path / "train.json").write_text(json.dumps(nested))
-    (tmp_path / "validation.jsonl").write_text(json.dumps(
-        {"id": "q2", "question": "Who?", "context": "Rosa.", "answers": {"text": ["Rosa"], "answer_start": [0]}}) + "\n")
+    (tmp_path / "validation.jsonl").write_text(
+        json.dumps(
+            {
+                "id": "q2",
+                "question": "Who?",
+                "context": "Rosa.",
+                "answers": {"text": ["Rosa"], "answer_start": [0]},
+            }
+        )
+        + "\n"
+    )
     [train] = load_examples(str(tmp_path), "train", config=None, limit=None, seed=0)
-    assert (train.question, train.answers, train.answer_starts) == ("Where was Rosa born?", ["Tarnow"], [17])
+    assert (train.question, train.answers, train.answer_starts) == (
+        "Where was Rosa born?",
+        ["Tarnow"],
+        [17],
+    )
     [evaluation] = load_examples(str(tmp_path), "validation", config=None, limit=None, seed=0)
     assert evaluation.answers == ["Rosa"]
-    (tmp_path / "test.jsonl").write_text(json.dumps(
-        {"question": "Who?", "context": "Rosa.", "answers": {"text": ["Anna"], "answer_start": [0]}}) + "\n")
+    (tmp_path / "test.jsonl").write_text(
+        json.dumps(
+            {
+                "question": "Who?",
+                "context": "Rosa.",
+                "answers": {"text": ["Anna"], "answer_start": [0]},
+            }
+        )
+        + "\n"
+    )
     with pytest.raises(DataError, match="not at 0"):
         load_examples(str(tmp_path), "test", config=None, limit=None, seed=0)

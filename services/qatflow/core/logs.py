@@ -29,7 +29,9 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "info", fmt: str = "text") -> None:
     """Route the root logger (and so uvicorn's and NNCF's) to stdout in one format."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT, "%H:%M:%S"))
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT, "%H:%M:%S")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -44,7 +46,9 @@ def step(log: logging.Logger, number: int, total: int, title: str) -> Iterator[N
     log.info("[%d/%d] %s", number, total, title)
     started = time.perf_counter()
     yield
-    log.info("[%d/%d] %s done in %s", number, total, title, format_seconds(time.perf_counter() - started))
+    log.info(
+        "[%d/%d] %s done in %s", number, total, title, format_seconds(time.perf_counter() - started)
+    )
 
 
 def format_seconds(seconds: float) -> str:

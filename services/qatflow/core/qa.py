@@ -95,7 +95,9 @@ def encode(
     return features
 
 
-def pad(features: Sequence[Feature], pad_token_id: int, length: int | None = None) -> dict[str, np.ndarray]:
+def pad(
+    features: Sequence[Feature], pad_token_id: int, length: int | None = None
+) -> dict[str, np.ndarray]:
     """Stack windows into int64 arrays, padded to the longest window (or to ``length``)."""
     width = max(len(f.input_ids) for f in features) if length is None else length
     arrays = {

@@ -35,13 +35,20 @@ def f1(prediction: str, truth: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def squad_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+def squad_scores(
+    predictions: Sequence[str], references: Sequence[Sequence[str]]
+) -> dict[str, float]:
     """Mean EM and F1 in percent; each prediction scores its best match among the references."""
     if len(predictions) != len(references):
         raise ValueError("predictions and references differ in length")
     if not predictions:
         raise ValueError("no predictions to score")
-    em = sum(max(exact_match(p, t) for t in truths) for p, truths in zip(predictions, references, strict=True))
-    f = sum(max(f1(p, t) for t in truths) for p, truths in zip(predictions, references, strict=True))
+    em = sum(
+        max(exact_match(p, t) for t in truths)
+        for p, truths in zip(predictions, references, strict=True)
+    )
+    f = sum(
+        max(f1(p, t) for t in truths) for p, truths in zip(predictions, references, strict=True)
+    )
     count = len(predictions)
     return {"exact_match": 100.0 * em / count, "f1": 100.0 * f / count, "samples": count}

@@ -48,7 +48,9 @@ def _embedded(dataset: str, split: str, limit: int | None, seed: int) -> list[QA
         raise DataError(f"unknown embedded data set {dataset!r}; available: embedded:synthetic-qa")
     if split not in EMBEDDED_SIZES:
         raise DataError(f"embedded:synthetic-qa has splits {sorted(EMBEDDED_SIZES)}, not {split!r}")
-    return synthetic.generate(split, min(limit or EMBEDDED_SIZES[split], EMBEDDED_SIZES[split]), seed)
+    return synthetic.generate(
+        split, min(limit or EMBEDDED_SIZES[split], EMBEDDED_SIZES[split]), seed
+    )
 
 
 def _local(path: Path, split: str) -> list[QAExample]:

@@ -121,7 +121,10 @@ def onnx_quantization(path: Path) -> dict[str, int]:
     import onnx
 
     nodes = onnx.load(str(path), load_external_data=False).graph.node
-    return {op: sum(node.op_type == op for node in nodes) for op in ("QuantizeLinear", "DequantizeLinear")}
+    return {
+        op: sum(node.op_type == op for node in nodes)
+        for op in ("QuantizeLinear", "DequantizeLinear")
+    }
 
 
 def openvino_infer(path: Path, config: dict[str, Any] | None = None) -> Infer:

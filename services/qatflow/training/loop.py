@@ -30,13 +30,20 @@ def fine_tune(
     decay = [p for n, p in model.named_parameters() if p.requires_grad and not _no_decay(n)]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and _no_decay(n)]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=learning_rate,
     )
     warmup = int(steps * warmup_ratio)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda step: (step + 1) / max(1, warmup) if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup)),
+        lambda step: (
+            (step + 1) / max(1, warmup)
+            if step < warmup
+            else max(0.0, (steps - step) / max(1, steps - warmup))
+        ),
     )
     started = time.perf_counter()
     samples, running = 0, 0.0
@@ -66,7 +73,12 @@ def fine_tune(
             running = 0.0
     model.eval()
     elapsed = time.perf_counter() - started
-    return {"seconds": elapsed, "steps": steps, "seconds_per_step": elapsed / max(1, steps), "samples_per_second": samples / elapsed}
+    return {
+        "seconds": elapsed,
+        "steps": steps,
+        "seconds_per_step": elapsed / max(1, steps),
+        "samples_per_second": samples / elapsed,
+    }
 
 
 def _no_decay(name: str) -> bool:

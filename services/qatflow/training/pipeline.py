@@ -8,7 +8,6 @@ import importlib.resources
 import logging
 import random
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,12 +68,22 @@ def _run(settings: TrainingSettings) -> artifacts.ModelVersion:
         tokenizer = AutoTokenizer.from_pretrained(source)
         task = create_task(settings, tokenizer)
         model, head_trained = task.load_model(source)
-        log.info("model %s: %.1fM parameters, task head %s", settings.model_name_or_path,
-                 sum(p.numel() for p in model.parameters()) / 1e6,
-                 "trained" if head_trained else "new")
+        log.info(
+            "model %s: %.1fM parameters, task head %s",
+            settings.model_name_or_path,
+            sum(p.numel() for p in model.parameters()) / 1e6,
+            "trained" if head_trained else "new",
+        )
 
-    needs_fine_tune = settings.fine_tune == "always" or (settings.fine_tune == "auto" and not head_trained)
-    with step(log, 2, STEPS, "FP32 fine-tuning" if needs_fine_tune else "FP32 fine-tuning (skipped: head trained)"):
+    needs_fine_tune = settings.fine_tune == "always" or (
+        settings.fine_tune == "auto" and not head_trained
+    )
+    with step(
+        log,
+        2,
+        STEPS,
+        "FP32 fine-tuning" if needs_fine_tune else "FP32 fine-tuning (skipped: head trained)",
+    ):
         if needs_fine_tune:
             steps = task.steps(settings.epochs, settings.batch_size)
             timings["fp32_training"] = fine_tune(
@@ -95,17 +104,23 @@ def _run(settings: TrainingSettings) -> artifacts.ModelVersion:
     metrics["fp32_model_dir"] = str(fp32_dir)
 
     with step(log, 3, STEPS, "FP32 baseline evaluation"):
-        metrics["fp32"] = _evaluate(task, export.torch_infer(model, task.output_names), settings, timings, "fp32")
+        metrics["fp32"] = _evaluate(
+            task, export.torch_infer(model, task.output_names), settings, timings, "fp32"
+        )
 
     with step(log, 4, STEPS, "NNCF calibration (post-training quantization)"):
         calibration_started = time.perf_counter()
-        quantized = quantization.calibrate(model, task.calibration_inputs(settings.calibration_samples))
+        quantized = quantization.calibrate(
+            model, task.calibration_inputs(settings.calibration_samples)
+        )
         timings["calibration_seconds"] = time.perf_counter() - calibration_started
         metrics["quantizers"] = quantization.quantizer_count(quantized)
         log.info("%d quantizers inserted", metrics["quantizers"])
 
     with step(log, 5, STEPS, "PTQ INT8 evaluation (fake-quantized torch model)"):
-        metrics["ptq"] = _evaluate(task, export.torch_infer(quantized, task.output_names), settings, timings, "ptq")
+        metrics["ptq"] = _evaluate(
+            task, export.torch_infer(quantized, task.output_names), settings, timings, "ptq"
+        )
 
     with step(log, 6, STEPS, "Quantization-aware training"):
         steps = task.steps(settings.qat_epochs, settings.batch_size)
@@ -119,7 +134,9 @@ def _run(settings: TrainingSettings) -> artifacts.ModelVersion:
             log_every=settings.log_every,
             label="qat",
         )
-        quantization.save_checkpoint(quantized, settings.scratch_dir / f"{settings.model_name}-qat.pt")
+        quantization.save_checkpoint(
+            quantized, settings.scratch_dir / f"{settings.model_name}-qat.pt"
+        )
 
     with artifacts.staging_dir(settings.output_dir, settings.model_name) as staged:
         with step(log, 7, STEPS, "Export INT8 OpenVINO IR and ONNX"):
@@ -132,11 +149,19 @@ def _run(settings: TrainingSettings) -> artifacts.ModelVersion:
             timings["export_seconds"] = time.perf_counter() - export_started
             metrics["ir"] = export.ir_quantization(ir_path)
             metrics["onnx"] = export.onnx_quantization(onnx_path)
-            log.info("IR: %(fake_quantize)d FakeQuantize ops, %(int8_constants)d int8 constants", metrics["ir"])
-            log.info("ONNX: %(QuantizeLinear)d QuantizeLinear, %(DequantizeLinear)d DequantizeLinear", metrics["onnx"])
+            log.info(
+                "IR: %(fake_quantize)d FakeQuantize ops, %(int8_constants)d int8 constants",
+                metrics["ir"],
+            )
+            log.info(
+                "ONNX: %(QuantizeLinear)d QuantizeLinear, %(DequantizeLinear)d DequantizeLinear",
+                metrics["onnx"],
+            )
 
         with step(log, 8, STEPS, "INT8 evaluation of the exported OpenVINO IR"):
-            metrics["int8"] = _evaluate(task, export.openvino_infer(ir_path), settings, timings, "int8")
+            metrics["int8"] = _evaluate(
+                task, export.openvino_infer(ir_path), settings, timings, "int8"
+            )
 
         with step(log, 9, STEPS, "Accuracy gate and publish"):
             _log_summary(metrics, task.headline_metric)
@@ -155,16 +180,27 @@ def _run(settings: TrainingSettings) -> artifacts.ModelVersion:
             version = artifacts.publish(staged, settings.output_dir, settings.model_name, manifest)
     log.info(
         "published %s version %d to %s in %s",
-        version.name, version.version, version.path, format_seconds(time.perf_counter() - started),
+        version.name,
+        version.version,
+        version.path,
+        format_seconds(time.perf_counter() - started),
     )
     return version
 
 
-def _evaluate(task: Any, infer: Any, settings: TrainingSettings, timings: dict[str, Any], label: str) -> dict[str, float]:
+def _evaluate(
+    task: Any, infer: Any, settings: TrainingSettings, timings: dict[str, Any], label: str
+) -> dict[str, float]:
     started = time.perf_counter()
     scores = task.evaluate(infer, settings.eval_batch_size)
     timings[f"{label}_eval_seconds"] = time.perf_counter() - started
-    log.info("%s: %s", label, ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
+    log.info(
+        "%s: %s",
+        label,
+        ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()
+        ),
+    )
     return scores
 
 
@@ -183,7 +219,12 @@ def _log_summary(metrics: dict[str, Any], metric: str) -> None:
         log.info("%-14s %8.2f %8.2f", title, metrics[key]["exact_match"], metrics[key]["f1"])
     log.info(
         "summary: fp32 %s %.2f | ptq %s %.2f | qat int8 %s %.2f | delta %+.2f",
-        metric, metrics["fp32"][metric], metric, metrics["ptq"][metric], metric, metrics["int8"][metric],
+        metric,
+        metrics["fp32"][metric],
+        metric,
+        metrics["ptq"][metric],
+        metric,
+        metrics["int8"][metric],
         metrics["int8"][metric] - metrics["fp32"][metric],
     )
 

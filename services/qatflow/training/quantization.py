@@ -10,10 +10,10 @@ from typing import Any
 # by default gives up after 60 s, leaving a stale lock that breaks later runs too.
 os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
 
-import nncf  # noqa: E402
-import nncf.torch  # noqa: E402
-import torch  # noqa: E402
-from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters  # noqa: E402
+import nncf
+import nncf.torch
+import torch
+from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 
 
 def calibrate(model: torch.nn.Module, samples: list[dict[str, Any]]) -> torch.nn.Module:

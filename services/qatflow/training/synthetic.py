@@ -2,9 +2,10 @@
 
 Contexts are fact sheets about fictional people: several facts about the subject mixed with
 the same kinds of facts about other people (distractors), so a model must bind each fact to
-its subject. A share of contexts is padded with filler sentences past one window. The
-evaluation split uses first names, surnames, fact phrasings and question phrasings that
-training never sees, so it measures generalisation instead of saturating at 100 EM.
+its subject. A fifth of the contexts is padded with filler sentences past one window. The
+evaluation split uses first names and surnames training never sees, and words half of its
+facts and questions in phrasings training never sees, so it measures generalisation instead
+of saturating at 100 EM.
 """
 
 from __future__ import annotations
@@ -14,38 +15,16 @@ from dataclasses import dataclass
 
 from qatflow.training.data import QAExample
 
-_FIRST = (
-    "Alma Bruno Carla Dario Elena Felix Greta Hugo Ines Jonas Klara Lukas Mira Nils Olga Pavel "
-    "Rosa Sven Tilda Urs Vera Wim Yara Zeno Anika Boris Cosima Dmitri Edda Fabian Gisela Henrik "
-    "Ilse Jakob Kaja Lorenz Maren Niko Ottilie Piet"
-).split()
-_FIRST_EVAL = "Quirin Rahel Silas Thea Ulla Viktor Wanda Xaver Ylva Zita Aurel Bettina".split()
-_LAST = (
-    "Abendroth Bergmann Castell Dornbusch Eichler Falkenrath Grunwald Hollander Ibsen Jaspers "
-    "Kessler Lindqvist Morgenstern Nordahl Osterfeld Pfeiffer Quandt Rosenthal Sandberg Tessler "
-    "Ulbrich Vossberg Winterfeld Zellner Achterberg Brandstetter Corvinus Dahlberg"
-).split()
-_LAST_EVAL = "Eckhart Fromberg Gellert Hagedorn Ingwersen Jellinek Kornblum Lessing".split()
+_FIRST = ["Alma", "Bruno", "Carla", "Dario", "Elena", "Felix", "Greta", "Hugo", "Ines", "Jonas", "Klara", "Lukas", "Mira", "Nils", "Olga", "Pavel", "Rosa", "Sven", "Tilda", "Urs", "Vera", "Wim", "Yara", "Zeno", "Anika", "Boris", "Cosima", "Dmitri", "Edda", "Fabian", "Gisela", "Henrik", "Ilse", "Jakob", "Kaja", "Lorenz", "Maren", "Niko", "Ottilie", "Piet"]
+_FIRST_EVAL = ["Quirin", "Rahel", "Silas", "Thea", "Ulla", "Viktor", "Wanda", "Xaver", "Ylva", "Zita", "Aurel", "Bettina"]
+_LAST = ["Abendroth", "Bergmann", "Castell", "Dornbusch", "Eichler", "Falkenrath", "Grunwald", "Hollander", "Ibsen", "Jaspers", "Kessler", "Lindqvist", "Morgenstern", "Nordahl", "Osterfeld", "Pfeiffer", "Quandt", "Rosenthal", "Sandberg", "Tessler", "Ulbrich", "Vossberg", "Winterfeld", "Zellner", "Achterberg", "Brandstetter", "Corvinus", "Dahlberg"]
+_LAST_EVAL = ["Eckhart", "Fromberg", "Gellert", "Hagedorn", "Ingwersen", "Jellinek", "Kornblum", "Lessing"]
 
-_CITIES = (
-    "Tarnow Velmora Ostrava Kelburn Marisol Dunhaven Arlesford Brenzio Caldera Eskerby Fenwick "
-    "Galdera Hollin Istrana Jorvik Kestrel Lunaria Montfort Norwick Orlanda Pellham Quarrin "
-    "Rostow Selvaro Tamsin Umbria Valtorre Wexley Yarrow Zandvoort"
-).split()
-_JOBS = (
-    "architect,botanist,cartographer,dentist,engineer,florist,geologist,historian,illustrator,"
-    "journalist,luthier,mathematician,navigator,oceanographer,pharmacist,radiologist,"
-    "sculptor,translator,veterinarian,watchmaker,glassblower,beekeeper,astronomer,chemist"
-).split(",")
-_ORGS = (
-    "Arcturus Labs,Blue Heron Press,Cobalt Freight,Delta Orchard,Ember Works,Fjord Analytics,"
-    "Granite Mutual,Harbor Lights,Iris Optics,Juniper Rail,Kite Aerospace,Lumen Textiles,"
-    "Meridian Bank,Nimbus Foods,Oakridge Clinic,Pioneer Mills,Quartz Studio,Riverbend Hotel"
-).split(",")
-_INSTRUMENTS = (
-    "cello,oboe,harp,trumpet,viola,clarinet,banjo,accordion,flute,bassoon,marimba,zither"
-).split(",")
-_COLORS = "amber,crimson,teal,violet,ochre,indigo,scarlet,olive,silver,turquoise".split(",")
+_CITIES = ["Tarnow", "Velmora", "Ostrava", "Kelburn", "Marisol", "Dunhaven", "Arlesford", "Brenzio", "Caldera", "Eskerby", "Fenwick", "Galdera", "Hollin", "Istrana", "Jorvik", "Kestrel", "Lunaria", "Montfort", "Norwick", "Orlanda", "Pellham", "Quarrin", "Rostow", "Selvaro", "Tamsin", "Umbria", "Valtorre", "Wexley", "Yarrow", "Zandvoort"]
+_JOBS = ["architect", "botanist", "cartographer", "dentist", "engineer", "florist", "geologist", "historian", "illustrator", "journalist", "luthier", "mathematician", "navigator", "oceanographer", "pharmacist", "radiologist", "sculptor", "translator", "veterinarian", "watchmaker", "glassblower", "beekeeper", "astronomer", "chemist"]
+_ORGS = ["Arcturus Labs", "Blue Heron Press", "Cobalt Freight", "Delta Orchard", "Ember Works", "Fjord Analytics", "Granite Mutual", "Harbor Lights", "Iris Optics", "Juniper Rail", "Kite Aerospace", "Lumen Textiles", "Meridian Bank", "Nimbus Foods", "Oakridge Clinic", "Pioneer Mills", "Quartz Studio", "Riverbend Hotel"]
+_INSTRUMENTS = ["cello", "oboe", "harp", "trumpet", "viola", "clarinet", "banjo", "accordion", "flute", "bassoon", "marimba", "zither"]
+_COLORS = ["amber", "crimson", "teal", "violet", "ochre", "indigo", "scarlet", "olive", "silver", "turquoise"]
 _FILLER = [
     "The region is known for its long winters and short, bright summers.",
     "Local markets open early on weekends and close by midday.",
@@ -74,7 +53,11 @@ _RELATIONS = [
     _Relation(
         "birthplace",
         _CITIES,
-        ("{s} was born in {o}.", "{s} grew up in the town of {o}.", "The birthplace of {s} is {o}."),
+        (
+            "{s} was born in {o}.",
+            "{s} grew up in the town of {o}.",
+            "The birthplace of {s} is {o}.",
+        ),
         ("{o} is the hometown of {s}.", "{s} spent a childhood in {o}."),
         ("Where was {s} born?", "What is the birthplace of {s}?", "In which town did {s} grow up?"),
         ("Which place is the hometown of {s}?", "Where did {s} spend a childhood?"),
@@ -122,12 +105,22 @@ _RELATIONS = [
 ]
 
 
+# Share of evaluation facts and questions worded in phrasings training never saw.
+_HELD_OUT_PHRASING = 0.5
+
+
 def generate(split: str, count: int, seed: int) -> list[QAExample]:
     """``count`` examples of the ``train`` or ``validation`` split; same seed, same data."""
     held_out = split != "train"
     rng = random.Random(f"{seed}-{split}")
     firsts, lasts = (_FIRST_EVAL, _LAST_EVAL) if held_out else (_FIRST, _LAST)
     return [_example(rng, f"{split}-{index}", firsts, lasts, held_out) for index in range(count)]
+
+
+def _phrasing(
+    rng: random.Random, seen: tuple[str, ...], unseen: tuple[str, ...], held_out: bool
+) -> str:
+    return rng.choice(unseen if held_out and rng.random() < _HELD_OUT_PHRASING else seen)
 
 
 def _example(
@@ -143,11 +136,11 @@ def _example(
                 continue
             sentences.append((_fact(rng, relation, person, held_out), None))
     answer = _value(rng, asked)
-    phrasing = rng.choice(asked.facts_eval if held_out else asked.facts_train)
+    phrasing = _phrasing(rng, asked.facts_train, asked.facts_eval, held_out)
     sentences.append((phrasing.format(s=subject, o=answer), answer))
     rng.shuffle(sentences)
     if rng.random() < 0.2:  # long context: filler pushes facts into a later window
-        filler = [(rng.choice(_FILLER), None) for _ in range(rng.randint(18, 30))]
+        filler = [(rng.choice(_FILLER), None) for _ in range(rng.randint(16, 26))]
         cut = rng.randint(0, len(filler))
         sentences = filler[:cut] + sentences + filler[cut:]
     context, answer_start = "", -1
@@ -155,7 +148,7 @@ def _example(
         context += (" " if context else "") + sentence
         if expected is not None:
             answer_start = len(context) - len(sentence) + sentence.index(expected)
-    question = rng.choice(asked.questions_eval if held_out else asked.questions_train)
+    question = _phrasing(rng, asked.questions_train, asked.questions_eval, held_out)
     return QAExample(
         id=uid,
         question=question.format(s=subject),
@@ -166,7 +159,7 @@ def _example(
 
 
 def _fact(rng: random.Random, relation: _Relation, person: str, held_out: bool) -> str:
-    phrasing = rng.choice(relation.facts_eval if held_out else relation.facts_train)
+    phrasing = _phrasing(rng, relation.facts_train, relation.facts_eval, held_out)
     return phrasing.format(s=person, o=_value(rng, relation))
 
 
