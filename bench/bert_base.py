@@ -4,6 +4,7 @@ small default model. Random weights change no timing; accuracy is not measured h
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def run(
         for length, inputs in arrays.items():
             log.info("BERT-base %s seq %d", runtime.title, length)
             latency[runtime.key][str(length)] = measure.latency(
-                lambda r=runtime, i=inputs: r.infer(i),
+                functools.partial(runtime.infer, inputs),
                 warmup=warmup,
                 iterations=iterations,
                 budget_s=budget_s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -76,7 +77,7 @@ def run_benchmark(
             )
             for runtime in chosen:
                 result = measure.latency(
-                    lambda r=runtime, w=window: r.infer(w),
+                    functools.partial(runtime.infer, window),
                     warmup=plan.warmup,
                     iterations=plan.iterations,
                     budget_s=plan.budget_s,
@@ -95,7 +96,7 @@ def run_benchmark(
         batched = {}
         for runtime in chosen:
             batched[runtime.key] = measure.throughput(
-                lambda r=runtime: r.infer(batch),
+                functools.partial(runtime.infer, batch),
                 plan.batch_size,
                 warmup=1,
                 iterations=plan.batch_iterations,
@@ -175,7 +176,7 @@ def _serving(
         }
         for key in (runtimes.TORCH_FP32, *SERVICE_RUNTIME.values()):
             result["raw"].setdefault(key, {})[label] = measure.latency(
-                lambda r=by_key[key], a=arrays: r.infer(a),
+                functools.partial(by_key[key].infer, arrays),
                 warmup=plan.warmup,
                 iterations=plan.iterations,
                 budget_s=plan.budget_s,
@@ -239,7 +240,7 @@ def _in_process(
         backend.load(src.version)
         result[backend_name] = {
             label: measure.latency(
-                lambda b=backend, q=question, c=context: b.predict([Question(q, c)]),
+                functools.partial(backend.predict, [Question(question, context)]),
                 warmup=plan.warmup,
                 iterations=plan.iterations,
                 budget_s=plan.budget_s,

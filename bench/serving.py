@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -214,7 +215,9 @@ def grpc_latency(
         results = {}
         for label, (question, context) in texts.items():
             results[label] = latency(
-                lambda q=question, c=context: client.ask(q, c), warmup=warmup, iterations=iterations
+                functools.partial(client.ask, question, context),
+                warmup=warmup,
+                iterations=iterations,
             )
         client.close()
         return {"latency": results, "peak_rss_bytes": watch.stop(), "address": address}

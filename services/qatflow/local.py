@@ -15,6 +15,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qatflow.core.artifacts import ModelVersion
 
 log = logging.getLogger("qatflow.local")
 STEPS = 4
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, service)
         with step(log, 3, STEPS, "Ask held-out questions"):
-            _ask(url, version, args.questions)
+            _ask(url, args.questions)
     finally:
         with step(log, 4, STEPS, "Stop the service"):
             service.send_signal(signal.SIGTERM)
@@ -95,7 +99,7 @@ def _train(args: argparse.Namespace, models_dir: Path) -> int:
     return subprocess.call(command)
 
 
-def _log_metrics(version) -> None:  # type: ignore[no-untyped-def]
+def _log_metrics(version: ModelVersion) -> None:
     metrics = version.metrics()
     for key, title in (("fp32", "FP32"), ("ptq", "PTQ INT8"), ("int8", "QAT INT8")):
         if key in metrics:
@@ -136,7 +140,7 @@ def _wait_ready(url: str, service: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"the service was not ready within {_READY_TIMEOUT:.0f}s")
 
 
-def _ask(url: str, version, count: int) -> None:  # type: ignore[no-untyped-def]
+def _ask(url: str, count: int) -> None:
     import httpx
 
     from qatflow.training.synthetic import generate
@@ -154,7 +158,8 @@ def _ask(url: str, version, count: int) -> None:  # type: ignore[no-untyped-def]
             answer = response.json()
             mark = "ok " if answer["answer"].strip() == example.answers[0] else "   "
             print(
-                f"{mark} Q: {example.question}\n    A: {answer['answer']!r} (score {answer['score']:.2f}, "
+                f"{mark} Q: {example.question}\n"
+                f"    A: {answer['answer']!r} (score {answer['score']:.2f}, "
                 f"expected {example.answers[0]!r}, {len(example.context)} chars, {elapsed:.1f} ms)",
                 flush=True,
             )

@@ -103,7 +103,7 @@ def test_too_long_question_is_refused(tokenizer):
 def test_several_examples_keep_their_own_windows(tokenizer):
     contexts = ["rosa was born in tarnow .", " ".join(["fog ."] * 60)]
     features = qa.encode(tokenizer, ["where ?", "what ?"], contexts, max_length=48, doc_stride=8)
-    assert [f.example for f in features][0] == 0
+    assert features[0].example == 0
     assert sum(f.example == 1 for f in features) > 1
     arrays = qa.pad(features, tokenizer.pad_token_id)
     assert arrays["input_ids"].dtype == np.int64

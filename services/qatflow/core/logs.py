@@ -52,5 +52,5 @@ def step(log: logging.Logger, number: int, total: int, title: str) -> Iterator[N
 
 
 def format_seconds(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one setting (repeatable); beats the config file and QATFLOW_TRAIN_* variables",
+        help="override one setting (repeatable); beats --config and QATFLOW_TRAIN_* variables",
     )
     parser.add_argument("--output-dir", metavar="DIR", help="models directory to publish into")
     parser.add_argument("--log-format", choices=["text", "json"], default="text")

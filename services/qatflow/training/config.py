@@ -1,4 +1,4 @@
-"""Training settings: one source of defaults, loaded from YAML, ``QATFLOW_TRAIN_*`` and ``--set``."""
+"""Training settings: one source of defaults; YAML, ``QATFLOW_TRAIN_*`` and ``--set`` override."""
 
 from __future__ import annotations
 

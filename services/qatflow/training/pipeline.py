@@ -208,7 +208,8 @@ def _gate(metrics: dict[str, Any], metric: str, tolerance: float) -> None:
     fp32, int8 = metrics["fp32"][metric], metrics["int8"][metric]
     if int8 < fp32 - tolerance:
         raise AccuracyGateError(
-            f"INT8 {metric} {int8:.2f} is below FP32 {metric} {fp32:.2f} minus tolerance {tolerance:.2f}"
+            f"INT8 {metric} {int8:.2f} is below FP32 {metric} {fp32:.2f} "
+            f"minus tolerance {tolerance:.2f}"
         )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForQuestionAnswering
+from transformers import AutoModelForQuestionAnswering, PreTrainedModel
 
 from qatflow.core import qa
 from qatflow.core.squad import squad_scores
@@ -30,13 +30,18 @@ class QuestionAnsweringTask:
     def __init__(self, settings: TrainingSettings, tokenizer: Any) -> None:
         self.settings = settings
         self.tokenizer = tokenizer
-        common = {"config": settings.dataset_config, "seed": settings.seed}
-        train = load_examples(
-            settings.dataset, settings.train_split, limit=settings.max_train_samples, **common
-        )
-        self.eval_examples = load_examples(
-            settings.dataset, settings.eval_split, limit=settings.max_eval_samples, **common
-        )
+
+        def load(split: str, limit: int | None) -> list[QAExample]:
+            return load_examples(
+                settings.dataset,
+                split,
+                config=settings.dataset_config,
+                limit=limit,
+                seed=settings.seed,
+            )
+
+        train = load(settings.train_split, settings.max_train_samples)
+        self.eval_examples = load(settings.eval_split, settings.max_eval_samples)
         self.train_features = self._label(train)
         self.eval_features = self._encode(self.eval_examples)
         log.info(
@@ -47,7 +52,7 @@ class QuestionAnsweringTask:
             len(self.eval_features),
         )
 
-    def load_model(self, name_or_path: str) -> tuple[torch.nn.Module, bool]:
+    def load_model(self, name_or_path: str) -> tuple[PreTrainedModel, bool]:
         model, info = AutoModelForQuestionAnswering.from_pretrained(
             name_or_path, output_loading_info=True
         )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    import torch
+    from transformers import PreTrainedModel
 
     from qatflow.training.config import TrainingSettings
 
@@ -24,10 +24,13 @@ Infer = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
 class Task(Protocol):
     name: str
-    output_names: tuple[str, ...]
+
+    @property
+    def output_names(self) -> tuple[str, ...]: ...
+
     headline_metric: str  # the metric the accuracy gate compares, higher is better
 
-    def load_model(self, name_or_path: str) -> tuple[torch.nn.Module, bool]:
+    def load_model(self, name_or_path: str) -> tuple[PreTrainedModel, bool]:
         """The model and whether its task head was already trained."""
         ...
 
