@@ -8,13 +8,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Plan:
-    warmup: int = 5
+    warmup: int = 3
     """Untimed calls before each latency series (compilation, caches, thread pools)."""
 
-    iterations: int = 60
+    iterations: int = 50
     """Timed calls per latency series, at most."""
 
-    budget_s: float = 8.0
+    budget_s: float = 5.0
     """Seconds one latency series may take; a slow runtime stops early (at least 10 calls)."""
 
     seq_lengths: tuple[int, ...] = (128, 384)
@@ -26,13 +26,13 @@ class Plan:
     batch_size: int = 8
     """Windows per call of the batched throughput series."""
 
-    batch_iterations: int = 8
+    batch_iterations: int = 6
     """Timed calls of the batched throughput series."""
 
     concurrency: tuple[int, ...] = (1, 2, 4, 8)
     """Concurrent requests: async infer requests alone, then concurrent HTTP clients."""
 
-    requests_per_level: int = 48
+    requests_per_level: int = 32
     """Requests sent at each concurrency level."""
 
     serving: bool = True

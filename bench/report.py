@@ -375,6 +375,15 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
         linestyle="--",
         label=f"PyTorch FP32 batch {report['throughput']['batch_size']}",
     )
+    axis.set_xticks(
+        sorted(
+            {
+                int(n)
+                for v in report["throughput"]["async"].values()
+                for n in v["samples_per_second"]
+            }
+        )
+    )
     axis.set_xlabel("concurrent requests")
     axis.set_ylabel("samples/s (seq 128)")
     axis.set_title("Throughput vs concurrency")

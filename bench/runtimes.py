@@ -17,6 +17,7 @@ TORCH_FP32 = "pytorch-fp32"
 OV_FP32 = "openvino-fp32"
 OV_DEFAULT = "openvino-default"
 OV_INT8 = "openvino-int8"
+OV_INT8_STATIC = "openvino-int8-static"
 ORT_OV_INT8 = "ort-openvino-ep-int8"
 ORT_CPU_INT8 = "ort-cpu-ep-int8"
 
@@ -46,12 +47,23 @@ def torch_runtime(model: Any, inputs: Sequence[str], outputs: Sequence[str]) -> 
 
 
 def openvino_runtime(
-    key: str, title: str, precision: str, path: Path, config: dict[str, str]
+    key: str,
+    title: str,
+    precision: str,
+    path: Path,
+    config: dict[str, str],
+    static_shape: tuple[int, int] | None = None,
 ) -> Runtime:
     """OpenVINO CPU; the compiled model's actual execution precision goes in the report."""
     import openvino as ov
 
-    compiled = ov.Core().compile_model(path, "CPU", config)
+    core = ov.Core()
+    if static_shape is None:
+        compiled = core.compile_model(path, "CPU", config)
+    else:  # every input fixed to one [batch, sequence]: lets the plugin skip shape inference
+        model = core.read_model(path)
+        model.reshape({port.get_any_name(): list(static_shape) for port in model.inputs})
+        compiled = core.compile_model(model, "CPU", config)
     names = [port.get_any_name() for port in compiled.inputs]
     request = compiled.create_infer_request()
 
@@ -64,6 +76,7 @@ def openvino_runtime(
         "inference_precision": _text(compiled.get_property("INFERENCE_PRECISION_HINT")),
         "threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
         "model": str(path),
+        "static_shape": list(static_shape) if static_shape else None,
     }
     return Runtime(key, title, precision, infer, detail)
 

@@ -120,19 +120,19 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> N
     )
 
 
-def http_latency(url: str, body: dict[str, Any], *, warmup: int, iterations: int) -> dict[str, Any]:
+def http_latency(
+    url: str, body: dict[str, Any], *, warmup: int, iterations: int, budget_s: float
+) -> dict[str, Any]:
     """One client, one request at a time: the latency a lone user sees."""
     with httpx.Client(base_url=url, timeout=_REQUEST_TIMEOUT) as client:
-        answer = None
-        for _ in range(warmup):
-            answer = _post(client, body)
-        times = []
-        started = time.perf_counter()
-        for _ in range(iterations):
-            begin = time.perf_counter()
-            answer = _post(client, body)
-            times.append(time.perf_counter() - begin)
-    return {**summarize(times, time.perf_counter() - started).as_dict(), "answer": answer}
+        answers: list[dict[str, Any]] = []
+        summary = latency(
+            lambda: answers.append(_post(client, body)),
+            warmup=warmup,
+            iterations=iterations,
+            budget_s=budget_s,
+        )
+    return {**summary, "answer": answers[-1]}
 
 
 def http_concurrent(url: str, body: dict[str, Any], clients: int, requests: int) -> dict[str, Any]:
@@ -185,6 +185,7 @@ def grpc_latency(
     *,
     warmup: int,
     iterations: int,
+    budget_s: float,
 ) -> dict[str, Any]:
     """The gRPC client (KServe v2) against ``tests/ovms_fixture_server.py``, the OVMS stand-in."""
     from qatflow.client.grpc_qa import GrpcQuestionAnswering
@@ -218,6 +219,7 @@ def grpc_latency(
                 functools.partial(client.ask, question, context),
                 warmup=warmup,
                 iterations=iterations,
+                budget_s=budget_s,
             )
         client.close()
         return {"latency": results, "peak_rss_bytes": watch.stop(), "address": address}

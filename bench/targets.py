@@ -113,17 +113,20 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
     scores = accuracy.get("runtimes", {})
     if rt.OV_INT8 in scores and rt.TORCH_FP32 in scores:
         fp32_f1 = scores[rt.TORCH_FP32]["f1"]
+        trained = report.get("model", {}).get("fp32_origin") == "fp32_model_dir"
+        if not trained:
+            note = "not measured: no fine-tuned FP32 model (fp32_model_dir) to compare with"
+        elif fp32_f1 >= 99:
+            note = "eval set saturated (FP32 F1 >= 99): it cannot show a quantization loss"
+        else:
+            note = f"{accuracy['eval_examples']} examples"
         found.append(
             _target(
                 "QAT INT8 F1 drop vs FP32 (OpenVINO INT8 IR vs PyTorch FP32, same eval set)",
-                fp32_f1 - scores[rt.OV_INT8]["f1"],
+                fp32_f1 - scores[rt.OV_INT8]["f1"] if trained else None,
                 0.5,
                 unit=" F1 points",
-                note=(
-                    "eval set saturated (FP32 F1 >= 99): it cannot show a quantization loss"
-                    if fp32_f1 >= 99
-                    else f"{accuracy['eval_examples']} examples"
-                ),
+                note=note,
             )
         )
     job = accuracy.get("training_job", {})

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
+
+from qatflow.local import free_port  # noqa: F401  (re-exported for tests)
 
 os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -86,9 +87,3 @@ def published_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
         overrides=tiny_training_overrides(tiny_model_dir, models_dir), environ={}
     )
     return run_pipeline(settings)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             )
         _log_metrics(version)
 
-    port = _free_port()
+    port = free_port()
     with step(log, 2, STEPS, f"Start the {args.backend} service on 127.0.0.1:{port}"):
         service = _start_service(args.backend, models_dir, args.model_name, port)
     try:
@@ -165,7 +165,8 @@ def _ask(url: str, count: int) -> None:
             )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +21,3 @@ def run_ask(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str
         timeout=timeout,
         env={**os.environ, "PYTHONPATH": path},
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -12,10 +12,11 @@ from qatflow.client.grpc_qa import GrpcQuestionAnswering
 from qatflow.client.protocol import connect
 from qatflow.client.retry import RetryPolicy, with_retries
 from qatflow.core import qa
+from qatflow.local import free_port
 from qatflow.training import synthetic
 from tests.ovms_fixture_server import FixtureServer, save_int32_model
 
-from .ask_command import free_port, run_ask
+from .ask_command import run_ask
 
 PROTOCOLS = ["kserve", "tfs"]
 

@@ -23,8 +23,9 @@ from qatflow.client.errors import (
 )
 from qatflow.client.http import HttpQuestionAnswering
 from qatflow.client.retry import RetryPolicy
+from qatflow.local import free_port
 
-from .ask_command import free_port, run_ask
+from .ask_command import run_ask
 
 
 class QuestionAnsweringApp:

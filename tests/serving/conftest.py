@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,10 @@ import pytest
 
 import qatflow
 from qatflow.core.artifacts import STAGING, ModelVersion
+from qatflow.local import free_port
 
 SERVICES_DIR = Path(qatflow.__file__).resolve().parent.parent
 START_TIMEOUT = 180.0  # importing torch and compiling the model on a busy 2-core runner
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServiceProcess:
