@@ -57,7 +57,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     for note in report.get("notes", []):
-        lines.append(f"> Note: {note}")
+        lines += [f"> Note: {note}", ""]
     lines += _targets(report) + _accuracy(report, titles) + _latency(report, titles)
     lines += _throughput(report, titles) + _serving(report) + _sizes(report) + _training(report)
     lines += _bert_base(report)
@@ -212,7 +212,7 @@ def _serving(report: dict[str, Any]) -> list[str]:
         "503 = refused when every inference slot was busy):",
         "",
         "| service | "
-        + " | ".join(f"{n} clients" for n in levels)
+        + " | ".join(f"{n} client{'s' if n > 1 else ''}" for n in levels)
         + " | peak RSS (× PyTorch process) | start-up |",
         "|---|" + "---|" * (len(levels) + 2),
     ]

@@ -52,7 +52,7 @@ def test_invalid_values_fail_with_the_key(overrides, message):
 
 def test_empty_env_variable_counts_as_unset():
     settings = TrainingSettings.load(environ={"QATFLOW_TRAIN_MAX_TRAIN_SAMPLES": ""})
-    assert settings.max_train_samples == 1200
+    assert settings.max_train_samples == 800
 
 
 def test_missing_or_malformed_config_file(tmp_path: Path):

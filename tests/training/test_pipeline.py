@@ -96,18 +96,22 @@ def test_failed_accuracy_gate_publishes_nothing(tiny_model_dir, tmp_path, monkey
 
     real_infer = export.openvino_infer
 
-    def reversed_ir(path, config=None):
+    def full_stop_ir(path, config=None):
+        """The real exported IR with its answers moved to each context's closing ".": F1 0."""
         infer = real_infer(path, config)
-        return lambda arrays: [-logits for logits in infer(arrays)]  # the worst spans win
 
-    monkeypatch.setattr(export, "openvino_infer", reversed_ir)
-    overrides = {
-        **tiny_training_overrides(tiny_model_dir, tmp_path),
-        "accuracy_tolerance": 0.0,
-        "max_train_samples": 100,
-        "epochs": 1.0,
-        "qat_epochs": 0.1,
-    }
+        def answer_the_full_stop(arrays):
+            start, end = infer(arrays)
+            last = arrays["attention_mask"].sum(axis=1) - 2  # the token before the final [SEP]
+            rows = np.arange(len(last))
+            start[rows, last] = end[rows, last] = 1e4
+            return [start, end]
+
+        return answer_the_full_stop
+
+    monkeypatch.setattr(export, "openvino_infer", full_stop_ir)
+    # the fixture's settings: a model whose FP32 F1 is above 0, so an INT8 F1 of 0 fails the gate
+    overrides = {**tiny_training_overrides(tiny_model_dir, tmp_path), "accuracy_tolerance": 0.0}
     with pytest.raises(AccuracyGateError, match="below FP32"):
         run_pipeline(TrainingSettings.load(overrides=overrides, environ={}))
     assert artifacts.find_latest(tmp_path) is None

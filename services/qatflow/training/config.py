@@ -43,10 +43,10 @@ class TrainingSettings(Settings):
     eval_split: str = "validation"
     """Split used to compare FP32, PTQ and QAT INT8 accuracy."""
 
-    max_train_samples: int | None = Field(default=1200, ge=1)
+    max_train_samples: int | None = Field(default=800, ge=1)
     """Cap on training examples (None: all)."""
 
-    max_eval_samples: int | None = Field(default=400, ge=1)
+    max_eval_samples: int | None = Field(default=200, ge=1)
     """Cap on evaluation examples (None: all)."""
 
     max_seq_length: int = Field(default=256, ge=32, le=4096)
@@ -67,10 +67,10 @@ class TrainingSettings(Settings):
     epochs: float = Field(default=1.0, gt=0)
     """FP32 fine-tuning epochs (fractions allowed)."""
 
-    learning_rate: float = Field(default=1e-4, gt=0)
+    learning_rate: float = Field(default=3e-4, gt=0)
     """Peak learning rate of FP32 fine-tuning."""
 
-    qat_epochs: float = Field(default=0.5, gt=0)
+    qat_epochs: float = Field(default=0.25, gt=0)
     """Quantization-aware fine-tuning epochs (fractions allowed)."""
 
     qat_learning_rate: float = Field(default=2e-5, gt=0)
@@ -82,7 +82,7 @@ class TrainingSettings(Settings):
     weight_decay: float = Field(default=0.01, ge=0)
     """AdamW weight decay."""
 
-    calibration_samples: int = Field(default=64, ge=1)
+    calibration_samples: int = Field(default=32, ge=1)
     """Windows used by ``nncf.quantize`` to initialise the quantizers."""
 
     accuracy_tolerance: float = Field(default=1.0, ge=0)
