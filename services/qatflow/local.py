@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qatflow.training.cli import add_settings_arguments
+
 if TYPE_CHECKING:
     from qatflow.core.artifacts import ModelVersion
 
@@ -31,15 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-name", default="bert-qa", help="published model name")
     parser.add_argument("--retrain", action="store_true", help="train even if a version exists")
     parser.add_argument("--questions", type=int, default=5, help="sample questions to ask")
-    parser.add_argument("--config", metavar="FILE", help="training settings (YAML)")
-    parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="training setting override (repeatable)",
-    )
+    add_settings_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,14 @@ EXIT_GATE_FAILED = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML file of settings")
+    add_settings_arguments(parser)
+    parser.add_argument("--output-dir", metavar="DIR", help="models directory to publish into")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--set``: how every command that trains takes training settings."""
+    parser.add_argument("--config", metavar="FILE", help="YAML file of training settings")
     parser.add_argument(
         "--set",
         dest="assignments",
@@ -26,8 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override one setting (repeatable); beats --config and QATFLOW_TRAIN_* variables",
     )
-    parser.add_argument("--output-dir", metavar="DIR", help="models directory to publish into")
-    parser.add_argument("--log-format", choices=["text", "json"], default="text")
 
 
 def run(args: argparse.Namespace) -> int:
