@@ -42,8 +42,11 @@ def export_openvino(
     example: dict[str, torch.Tensor],
     output_names: Sequence[str],
     directory: Path,
+    *,
+    require_quantized: bool = True,
 ) -> Path:
-    """Save the INT8 IR (FakeQuantize ops, int8 weights) with dynamic [batch, sequence] inputs."""
+    """Save the IR with dynamic [batch, sequence] inputs: INT8 (FakeQuantize ops, int8 weights)
+    for a quantized model; ``require_quantized=False`` also takes an FP32 model (benchmarks)."""
     names = list(example)
     traced = _TraceableModel(model, names).eval()
     with torch.no_grad():
@@ -56,8 +59,7 @@ def export_openvino(
     converted.validate_nodes_and_infer_types()
     path = directory / IR_FILE
     ov.save_model(converted, path, compress_to_fp16=False)
-    summary = ir_quantization(path)
-    if summary["fake_quantize"] == 0:
+    if require_quantized and ir_quantization(path)["fake_quantize"] == 0:
         raise ExportError(f"{path} holds no FakeQuantize ops: the model was not quantized")
     return path
 
@@ -67,8 +69,11 @@ def export_onnx(
     example: dict[str, torch.Tensor],
     output_names: Sequence[str],
     directory: Path,
+    *,
+    require_quantized: bool = True,
 ) -> Path:
-    """Save INT8 ONNX with standard QuantizeLinear/DequantizeLinear pairs.
+    """Save INT8 ONNX with standard QuantizeLinear/DequantizeLinear pairs (or FP32 ONNX of an
+    unquantized model with ``require_quantized=False``).
 
     NNCF's default export writes its own FakeQuantize op, which ONNX Runtime rejects.
     """
@@ -98,7 +103,7 @@ def export_onnx(
         for quantizer, mode in zip(quantizers, previous, strict=True):
             quantizer._export_mode = mode
     summary = onnx_quantization(path)
-    if summary["QuantizeLinear"] == 0 or summary["DequantizeLinear"] == 0:
+    if require_quantized and (summary["QuantizeLinear"] == 0 or summary["DequantizeLinear"] == 0):
         raise ExportError(f"{path} holds no QuantizeLinear/DequantizeLinear pairs")
     return path
 

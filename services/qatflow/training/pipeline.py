@@ -48,6 +48,7 @@ def run_pipeline(settings: TrainingSettings) -> artifacts.ModelVersion:
 
 def _run(settings: TrainingSettings) -> artifacts.ModelVersion:
     import torch
+    import transformers
     from transformers import AutoTokenizer
 
     from qatflow.training import export, quantization
@@ -55,6 +56,10 @@ def _run(settings: TrainingSettings) -> artifacts.ModelVersion:
     from qatflow.training.task import create_task
 
     started = time.perf_counter()
+    # Our own log says what matters (e.g. "task head new"); the library's load report and
+    # progress bars would bury it in `kubectl logs`.
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     artifacts.validate_name(settings.model_name)
     _seed(settings.seed)
     if settings.num_threads:
