@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 EXIT_OK = 0
@@ -19,16 +20,23 @@ REPO = Path(__file__).resolve().parent.parent
 log = logging.getLogger("bench")
 
 
-def _lengths(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not values or min(values) < 16:
-        raise argparse.ArgumentTypeError(f"expected integers of at least 16, got {text!r}")
-    return values
+def _integers(minimum: int) -> Callable[[str], tuple[int, ...]]:
+    """An argparse type: comma-separated integers, each at least ``minimum``."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated integers, got {text!r}"
+            ) from None
+        if not values or min(values) < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected integers of at least {minimum}, got {text!r}"
+            )
+        return values
+
+    return parse
 
 
 def _positive(text: str) -> int:
@@ -68,13 +76,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--budget", type=float, dest="budget_s", help="seconds one latency series may take"
     )
-    p.add_argument("--seq-lengths", type=_lengths, help="batch-1 sequence lengths, e.g. 128,384")
+    p.add_argument(
+        "--seq-lengths", type=_integers(16), help="batch-1 sequence lengths, e.g. 128,384"
+    )
     p.add_argument(
         "--eval-samples",
         type=_positive,
         help="eval examples per runtime (default: the training job's)",
     )
-    p.add_argument("--concurrency", type=_lengths_any, help="concurrency levels, e.g. 1,2,4,8")
+    p.add_argument("--concurrency", type=_integers(1), help="concurrency levels, e.g. 1,2,4,8")
     p.add_argument(
         "--requests",
         type=_positive,
@@ -91,18 +101,6 @@ def parser() -> argparse.ArgumentParser:
         help="time the BERT-base-sized model (default: on, off with --quick)",
     )
     return p
-
-
-def _lengths_any(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,13 +112,20 @@ def _latency(report: dict[str, Any], titles: dict[str, str]) -> list[str]:
         "| runtime | seq | p50 ms | p90 ms | p99 ms | p50 × |",
         "|---|---|---|---|---|---|",
     ]
-    for key, series in latency.items():
-        for length, value in series.items():
-            rows.append(
-                f"| {titles[key]} | {length} | {_ms(value['p50_ms'])} | {_ms(value['p90_ms'])} | "
-                f"{_ms(value['p99_ms'])} | {_x(_div(value['p50_ms'], base[length]['p50_ms']))} |"
-            )
+    rows += _latency_rows(latency, base, titles)
     return [*rows, ""]
+
+
+def _latency_rows(
+    latency: dict[str, Any], base: dict[str, Any], titles: dict[str, str]
+) -> list[str]:
+    """One table row per runtime and sequence length, with p50 as a ratio to ``base``."""
+    return [
+        f"| {titles[key]} | {length} | {_ms(value['p50_ms'])} | {_ms(value['p90_ms'])} | "
+        f"{_ms(value['p99_ms'])} | {_x(_div(value['p50_ms'], base[length]['p50_ms']))} |"
+        for key, series in latency.items()
+        for length, value in series.items()
+    ]
 
 
 def _throughput(report: dict[str, Any], titles: dict[str, str]) -> list[str]:
@@ -303,13 +310,7 @@ def _bert_base(report: dict[str, Any]) -> list[str]:
         "| runtime | seq | p50 ms | p90 ms | p99 ms | p50 × |",
         "|---|---|---|---|---|---|",
     ]
-    for key, series in latency.items():
-        for length, value in series.items():
-            rows.append(
-                f"| {bert['runtimes'][key]['title']} | {length} | {_ms(value['p50_ms'])} | "
-                f"{_ms(value['p90_ms'])} | {_ms(value['p99_ms'])} | "
-                f"{_x(_div(value['p50_ms'], base[length]['p50_ms']))} |"
-            )
+    rows += _latency_rows(latency, base, {k: v["title"] for k, v in bert["runtimes"].items()})
     return [*rows, ""]
 
 
