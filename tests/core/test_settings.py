@@ -17,7 +17,7 @@ def test_precedence_cli_over_env_over_yaml(tmp_path: Path):
     config = tmp_path / "train.yaml"
     config.write_text("epochs: 3\nbatch_size: 8\nlearning_rate: 3.0e-5\nseed: 1\n")
     environ = {"QATFLOW_TRAIN_BATCH_SIZE": "4", "QATFLOW_TRAIN_SEED": "2"}
-    settings = TrainingSettings.load(yaml_file=config, environ=environ, overrides={"seed": 3})
+    settings = TrainingSettings.load(yaml_files=[config], environ=environ, overrides={"seed": 3})
     assert settings.epochs == 3  # YAML over default
     assert settings.learning_rate == 3e-5
     assert settings.batch_size == 4  # env over YAML
@@ -32,7 +32,7 @@ def test_unknown_key_names_the_key_and_the_allowed_ones(tmp_path: Path):
     config = tmp_path / "bad.yaml"
     config.write_text("bach_size: 3\n")
     with pytest.raises(SettingsError, match="bach_size"):
-        TrainingSettings.load(yaml_file=config, environ={})
+        TrainingSettings.load(yaml_files=[config], environ={})
 
 
 @pytest.mark.parametrize(
@@ -57,11 +57,11 @@ def test_empty_env_variable_counts_as_unset():
 
 def test_missing_or_malformed_config_file(tmp_path: Path):
     with pytest.raises(SettingsError, match="not found"):
-        TrainingSettings.load(yaml_file=tmp_path / "nope.yaml", environ={})
+        TrainingSettings.load(yaml_files=[tmp_path / "nope.yaml"], environ={})
     listing = tmp_path / "list.yaml"
     listing.write_text("- a\n- b\n")
     with pytest.raises(SettingsError, match="mapping"):
-        TrainingSettings.load(yaml_file=listing, environ={})
+        TrainingSettings.load(yaml_files=[listing], environ={})
 
 
 def test_parse_assignments_reads_yaml_scalars():

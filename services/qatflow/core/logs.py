@@ -38,12 +38,12 @@ class _StdoutHandler(logging.StreamHandler):
         pass
 
 
-def configure_logging(level: str = "info", fmt: str = "text") -> None:
-    """Route the root logger (and so uvicorn's and NNCF's) to stdout in one format."""
+def configure_logging(level: str = "info", fmt: str = "text", tag: str = "") -> None:
+    """Route the root logger (and so uvicorn's and NNCF's) to stdout in one format; ``tag``
+    prefixes every text line (the rank of a distributed training process)."""
     handler = _StdoutHandler()
-    handler.setFormatter(
-        JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT, "%H:%M:%S")
-    )
+    text = _TEXT_FORMAT.replace("%(message)s", f"{tag}%(message)s")
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(text, "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,4 +1,4 @@
-"""One way to load settings: defaults < YAML file < environment variables < CLI overrides.
+"""One way to load settings: defaults < YAML files < environment variables < CLI overrides.
 
 Every deployable describes its settings as a pydantic model with a docstring on each field
 and an environment prefix (``QATFLOW_TRAIN_``, ``QATFLOW_SERVE_`` ...). The Helm chart maps
@@ -8,7 +8,7 @@ its values onto those variables one to one. Unknown keys fail fast, from any sou
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -33,13 +33,14 @@ class Settings(BaseModel):
     def load(
         cls: type[T],
         *,
-        yaml_file: str | Path | None = None,
+        yaml_files: Sequence[str | Path] = (),
         overrides: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> T:
-        """Build the settings from every source, highest precedence last."""
+        """Build the settings from every source, highest precedence last (a later YAML file
+        beats an earlier one: presets first, then the user's own file)."""
         values: dict[str, Any] = {}
-        if yaml_file is not None:
+        for yaml_file in yaml_files:
             values.update(_read_yaml(Path(yaml_file), cls))
         values.update(_read_env(cls, os.environ if environ is None else environ))
         for key, value in (overrides or {}).items():

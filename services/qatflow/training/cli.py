@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
 
 from qatflow.core.settings import SettingsError, parse_assignments
 
@@ -23,7 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config`` and ``--set``: how every command that trains takes training settings."""
+    """``--preset``, ``--config`` and ``--set``: how every command that trains takes settings."""
+    from qatflow.training.presets import names
+
+    parser.add_argument(
+        "--preset",
+        dest="presets",
+        action="append",
+        default=[],
+        choices=names(),
+        help="a shipped settings file (repeatable, later wins); --config beats it",
+    )
     parser.add_argument("--config", metavar="FILE", help="YAML file of training settings")
     parser.add_argument(
         "--set",
@@ -35,17 +47,34 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def settings_files(args: argparse.Namespace) -> list[Path]:
+    """The presets, then the user's file: the YAML layers under environment and --set."""
+    from qatflow.training.presets import path
+
+    return [path(name) for name in args.presets] + ([Path(args.config)] if args.config else [])
+
+
+def settings_arguments(args: argparse.Namespace) -> list[str]:
+    """The same settings as ``qatflow train`` arguments, to hand them to a training process."""
+    arguments = [item for name in args.presets for item in ("--preset", name)]
+    if args.config:
+        arguments += ["--config", args.config]
+    return arguments + [item for assignment in args.assignments for item in ("--set", assignment)]
+
+
 def run(args: argparse.Namespace) -> int:
     from qatflow.core.logs import configure_logging
 
-    configure_logging("info", args.log_format)
+    world_size = os.environ.get("WORLD_SIZE", "1")
+    tag = f"[rank {os.environ.get('RANK', '?')}/{world_size}] " if world_size != "1" else ""
+    configure_logging("info", args.log_format, tag)
     from qatflow.training.config import TrainingSettings
 
     try:
         overrides = parse_assignments(args.assignments)
         if args.output_dir:
             overrides["output_dir"] = args.output_dir
-        settings = TrainingSettings.load(yaml_file=args.config, overrides=overrides)
+        settings = TrainingSettings.load(yaml_files=settings_files(args), overrides=overrides)
     except SettingsError as error:
         log.error("configuration error: %s", error)
         return EXIT_BAD_CONFIG
@@ -53,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from qatflow.training.pipeline import AccuracyGateError, TrainingError, run_pipeline
 
     try:
-        run_pipeline(settings)
+        run_pipeline(settings)  # None on ranks other than 0 of a distributed run: they succeeded
     except AccuracyGateError as error:
         log.error("accuracy gate failed, nothing published: %s", error)
         return EXIT_GATE_FAILED

@@ -12,6 +12,14 @@ from qatflow.core.settings import Settings
 
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 EMBEDDED_QA_DATASET = "embedded:synthetic-qa"
+EMBEDDED_CLASSIFICATION_DATASET = "embedded:synthetic-sentiment"
+TASKS = ("question-answering", "text-classification")
+# What each task publishes and learns from when model_name / dataset are not set.
+DEFAULT_MODEL_NAMES = {"question-answering": "bert-qa", "text-classification": "bert-classifier"}
+DEFAULT_DATASETS = {
+    "question-answering": EMBEDDED_QA_DATASET,
+    "text-classification": EMBEDDED_CLASSIFICATION_DATASET,
+}
 _MIN_QUESTION_TOKENS = 16
 
 
@@ -20,8 +28,15 @@ class TrainingSettings(Settings):
 
     env_prefix: ClassVar[str] = "QATFLOW_TRAIN_"
 
-    task: Literal["question-answering"] = "question-answering"
-    """What the model learns: extractive question answering (SQuAD format)."""
+    task: Literal["question-answering", "text-classification"] = "question-answering"
+    """What the model learns: extractive question answering (SQuAD format) or text
+    classification of a sentence or a sentence pair (SST-2 / MRPC style)."""
+
+    mode: Literal["qat", "distillation", "distillation_qat", "sparsity"] = "qat"
+    """How the model is compressed: ``qat`` (quantization-aware training), ``distillation``
+    (teacher -> student, then post-training INT8), ``distillation_qat`` (distillation, then QAT
+    with the teacher still guiding) or ``sparsity`` (magnitude pruning, fine-tuning with the
+    mask kept, then QAT or post-training INT8)."""
 
     model_name_or_path: str = EMBEDDED_MODEL
     """Hugging Face hub id or local directory of the model to start from. The default is the
@@ -30,9 +45,11 @@ class TrainingSettings(Settings):
     fine_tune: Literal["auto", "always", "never"] = "auto"
     """FP32 fine-tuning before QAT: ``auto`` when the model has no trained task head."""
 
-    dataset: str = EMBEDDED_QA_DATASET
-    """Hugging Face dataset id (e.g. ``squad``), a local directory holding ``<split>.json`` or
-    ``<split>.jsonl`` files in SQuAD format, or the generated ``embedded:synthetic-qa``."""
+    dataset: str | None = None
+    """Hugging Face dataset id (e.g. ``squad``, ``glue``), a local directory holding
+    ``<split>.json`` / ``<split>.jsonl`` (``<split>.csv`` too for classification) files, or a
+    generated set: ``embedded:synthetic-qa``, ``embedded:synthetic-sentiment`` (single
+    sentences) or ``embedded:synthetic-paraphrase`` (sentence pairs). None: the task's first."""
 
     dataset_config: str | None = None
     """Configuration name of a hub dataset, if it has several."""
@@ -42,6 +59,17 @@ class TrainingSettings(Settings):
 
     eval_split: str = "validation"
     """Split used to compare FP32, PTQ and QAT INT8 accuracy."""
+
+    text_column: str | None = None
+    """Classification: column of the (first) sentence; None: the first of sentence, text,
+    sentence1 that the data has."""
+
+    text_pair_column: str | None = None
+    """Classification: column of the second sentence of a pair; None: sentence2 if the data
+    has it, else single sentences."""
+
+    label_column: str = "label"
+    """Classification: column of the label (an integer id or a label name)."""
 
     max_train_samples: int | None = Field(default=800, ge=1)
     """Cap on training examples (None: all)."""
@@ -53,7 +81,7 @@ class TrainingSettings(Settings):
     """Tokens per window, question and context together."""
 
     doc_stride: int = Field(default=128, ge=8)
-    """Tokens shared by consecutive windows of a long context."""
+    """Question answering: tokens shared by consecutive windows of a long context."""
 
     max_answer_length: int = Field(default=30, ge=1)
     """Longest answer span, in tokens, considered at evaluation."""
@@ -85,11 +113,33 @@ class TrainingSettings(Settings):
     calibration_samples: int = Field(default=32, ge=1)
     """Windows used by ``nncf.quantize`` to initialise the quantizers."""
 
-    accuracy_tolerance: float = Field(default=1.0, ge=0)
-    """Publish only if INT8 F1 >= FP32 F1 minus this many points."""
+    teacher_model: str | None = None
+    """Distillation modes: hub id or local directory of a fine-tuned teacher with the task's
+    head. None: the job first fine-tunes a teacher from model_name_or_path."""
 
-    model_name: str = "bert-qa"
-    """Name of the published model: ``<output_dir>/<model_name>/<version>/``."""
+    student_layers: int | None = Field(default=None, ge=1)
+    """Distillation modes: keep only the first N transformer layers in the student (a smaller,
+    faster model). None: the student has the full depth of model_name_or_path."""
+
+    distillation_temperature: float = Field(default=2.0, gt=0)
+    """Softmax temperature of the teacher's and student's logits in the distillation loss."""
+
+    distillation_alpha: float = Field(default=0.5, ge=0, le=1)
+    """Weight of the distillation (KL) term; the task's own loss gets 1 - alpha."""
+
+    sparsity: float = Field(default=0.5, gt=0, lt=1)
+    """Sparsity mode: share of the prunable weights (linear layers of the encoder) set to zero."""
+
+    sparsity_qat: bool = True
+    """Sparsity mode: run QAT after sparse fine-tuning (else post-training INT8 only)."""
+
+    accuracy_tolerance: float = Field(default=1.0, ge=0)
+    """Publish only if the INT8 model's headline metric (F1 for QA, accuracy for
+    classification) >= the FP32 model's minus this many points."""
+
+    model_name: str | None = None
+    """Name of the published model: ``<output_dir>/<model_name>/<version>/``. None:
+    ``bert-qa`` for question answering, ``bert-classifier`` for classification."""
 
     output_dir: Path = Path("models")
     """The shared models directory (the volume services read)."""
@@ -103,18 +153,30 @@ class TrainingSettings(Settings):
     num_threads: int | None = Field(default=None, ge=1)
     """Torch threads (None: torch's default, every core)."""
 
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    """Where torch trains: ``cuda`` needs a GPU, ``auto`` takes one if present. Export,
+    evaluation of the INT8 model and inference stay on the CPU."""
+
     log_every: int = Field(default=10, ge=1)
     """Log loss, throughput and ETA every this many steps."""
 
     @model_validator(mode="after")
     def _stride_fits(self) -> TrainingSettings:
         room = max_question_tokens(self.max_seq_length, self.doc_stride)
-        if room < _MIN_QUESTION_TOKENS:
+        if self.task == "question-answering" and room < _MIN_QUESTION_TOKENS:
             raise ValueError(
                 f"doc_stride ({self.doc_stride}) leaves room for only {room} question tokens in "
                 f"max_seq_length ({self.max_seq_length}); lower doc_stride or raise max_seq_length"
             )
         return self
+
+    @property
+    def published_name(self) -> str:
+        return self.model_name or DEFAULT_MODEL_NAMES[self.task]
+
+    @property
+    def dataset_source(self) -> str:
+        return self.dataset or DEFAULT_DATASETS[self.task]
 
     @property
     def scratch_dir(self) -> Path:

@@ -146,9 +146,14 @@ def openvino_infer(path: Path, config: dict[str, Any] | None = None) -> Infer:
 
 
 def torch_infer(model: torch.nn.Module, output_names: Sequence[str]) -> Infer:
+    device = next(model.parameters()).device
+    model.eval()
+
     def infer(arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode():
-            outputs = model(**{name: torch.from_numpy(value) for name, value in arrays.items()})
-        return [outputs[name].float().numpy() for name in output_names]
+            outputs = model(
+                **{name: torch.from_numpy(value).to(device) for name, value in arrays.items()}
+            )
+        return [outputs[name].float().cpu().numpy() for name in output_names]
 
     return infer

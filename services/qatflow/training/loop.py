@@ -1,10 +1,11 @@
-"""The fine-tuning loop, shared by FP32 fine-tuning and quantization-aware training."""
+"""The fine-tuning loop, shared by FP32 fine-tuning, distillation, sparse fine-tuning and
+quantization-aware training."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -12,6 +13,13 @@ import torch
 from qatflow.core.logs import format_seconds
 
 log = logging.getLogger(__name__)
+
+# How a batch becomes the loss to minimise; the default is the task's own (labels in the batch).
+Loss = Callable[[torch.nn.Module, dict[str, Any]], torch.Tensor]
+
+
+def task_loss(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    return model(**batch).loss
 
 
 def fine_tune(
@@ -24,8 +32,13 @@ def fine_tune(
     weight_decay: float,
     log_every: int,
     label: str,
-) -> dict[str, float]:
-    """AdamW with linear warm-up and decay; logs loss, samples/s and ETA; returns the timings."""
+    loss_fn: Loss = task_loss,
+    device: torch.device | None = None,
+) -> dict[str, float | None]:
+    """AdamW with linear warm-up and decay; logs loss, samples/s and ETA; returns the timings.
+
+    ``model`` may be wrapped in DistributedDataParallel; ``batches`` are then this rank's share.
+    """
     model.train()
     decay = [p for n, p in model.named_parameters() if p.requires_grad and not _no_decay(n)]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and _no_decay(n)]
@@ -47,8 +60,11 @@ def fine_tune(
     )
     started = time.perf_counter()
     samples, running = 0, 0.0
+    windows: list[float] = []  # mean loss of each logged window
     for step, batch in enumerate(batches, start=1):
-        loss = model(**batch).loss
+        if device is not None:
+            batch = {name: tensor.to(device) for name, tensor in batch.items()}
+        loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{label}: loss became {loss.item()} at step {step}")
         loss.backward()
@@ -60,12 +76,13 @@ def fine_tune(
         running += loss.item()
         if step % log_every == 0 or step == steps:
             elapsed = time.perf_counter() - started
+            windows.append(running / (log_every if step % log_every == 0 else step % log_every))
             log.info(
                 "%s step %d/%d loss %.4f lr %.2e %.1f samples/s ETA %s",
                 label,
                 step,
                 steps,
-                running / (log_every if step % log_every == 0 else step % log_every),
+                windows[-1],
                 schedule.get_last_lr()[0],
                 samples / elapsed,
                 format_seconds(elapsed / step * (steps - step)),
@@ -78,6 +95,8 @@ def fine_tune(
         "steps": steps,
         "seconds_per_step": elapsed / max(1, steps),
         "samples_per_second": samples / elapsed,
+        "first_loss": windows[0] if windows else None,
+        "last_loss": windows[-1] if windows else None,
     }
 
 

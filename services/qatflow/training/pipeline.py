@@ -1,14 +1,26 @@
-"""The training job, step by step: load -> fine-tune -> FP32 baseline -> calibrate (PTQ) ->
-evaluate PTQ -> QAT -> export -> evaluate the exported INT8 IR -> gate -> publish."""
+"""The training job, step by step, for every compression mode.
+
+    qat               fine-tune -> FP32 eval -> calibrate -> PTQ eval -> QAT -> export ...
+    distillation      teacher -> teacher eval -> distil student -> student eval -> calibrate
+                      -> PTQ eval -> export ...
+    distillation_qat  as distillation, then QAT with the teacher still guiding -> export ...
+    sparsity          fine-tune -> dense eval -> prune + sparse fine-tune -> sparse eval ->
+                      calibrate -> PTQ eval -> [QAT] -> export ...
+
+and always ``export -> evaluate the exported INT8 IR -> gate -> publish``. The model that is
+quantized is "fp32" in metrics.json; the teacher or the dense model it came from is "baseline".
+"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.resources
 import logging
 import random
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,9 +29,21 @@ from qatflow.core.logs import format_seconds, step
 from qatflow.training.config import EMBEDDED_MODEL, TrainingSettings
 from qatflow.training.data import DataError
 
+if TYPE_CHECKING:
+    import torch
+
+    from qatflow.training.distributed import World
+    from qatflow.training.loop import Loss
+    from qatflow.training.task import Infer, Task
+
 log = logging.getLogger("qatflow.training")
-STEPS = 9
 _LIBRARIES = ("qatflow", "torch", "transformers", "nncf", "openvino", "onnx")
+_BASELINES = {
+    "qat": "the fine-tuned FP32 model",
+    "distillation": "the teacher",
+    "distillation_qat": "the teacher",
+    "sparsity": "the dense FP32 model",
+}
 
 
 class TrainingError(RuntimeError):
@@ -39,174 +63,382 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
-def run_pipeline(settings: TrainingSettings) -> artifacts.ModelVersion:
-    try:
-        return _run(settings)
-    except (DataError, artifacts.ArtifactError, OSError, FloatingPointError, ValueError) as error:
-        raise TrainingError(str(error)) from error
-
-
-def _run(settings: TrainingSettings) -> artifacts.ModelVersion:
-    import torch
-    import transformers
-    from transformers import AutoTokenizer
-
-    from qatflow.training import export, quantization
-    from qatflow.training.loop import fine_tune
-    from qatflow.training.task import create_task
-
-    started = time.perf_counter()
-    # Our own log says what matters (e.g. "task head new"); the library's load report and
-    # progress bars would bury it in `kubectl logs`.
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    artifacts.validate_name(settings.model_name)
-    _seed(settings.seed)
-    if settings.num_threads:
-        torch.set_num_threads(settings.num_threads)
-    log.info("settings: %s", settings.model_dump_json())
-    metrics: dict[str, Any] = {"timings": {}, "settings": settings.model_dump(mode="json")}
-    timings = metrics["timings"]
-
-    with step(log, 1, STEPS, "Load model and data"):
-        source = resolve_model(settings.model_name_or_path)
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        task = create_task(settings, tokenizer)
-        model, head_trained = task.load_model(source)
-        log.info(
-            "model %s: %.1fM parameters, task head %s",
-            settings.model_name_or_path,
-            sum(p.numel() for p in model.parameters()) / 1e6,
-            "trained" if head_trained else "new",
-        )
-
-    needs_fine_tune = settings.fine_tune == "always" or (
-        settings.fine_tune == "auto" and not head_trained
+def uses_qat(settings: TrainingSettings) -> bool:
+    """Whether the mode fine-tunes the quantized model (else it publishes the PTQ model)."""
+    return settings.mode in ("qat", "distillation_qat") or (
+        settings.mode == "sparsity" and settings.sparsity_qat
     )
-    with step(
-        log,
-        2,
-        STEPS,
-        "FP32 fine-tuning" if needs_fine_tune else "FP32 fine-tuning (skipped: head trained)",
-    ):
-        if needs_fine_tune:
-            steps = task.steps(settings.epochs, settings.batch_size)
-            timings["fp32_training"] = fine_tune(
-                model,
-                task.train_batches(settings.epochs, settings.batch_size, settings.seed),
-                steps=steps,
-                learning_rate=settings.learning_rate,
-                warmup_ratio=settings.warmup_ratio,
-                weight_decay=settings.weight_decay,
-                log_every=settings.log_every,
-                label="fp32",
+
+
+def run_pipeline(settings: TrainingSettings) -> artifacts.ModelVersion | None:
+    """Train, compress and publish; the published version, or None on ranks other than 0."""
+    from qatflow.training.distillation import DistillationError
+    from qatflow.training.distributed import DistributedError, World
+
+    world = World()
+    try:
+        world = World.from_environment()
+        return _Job(settings, world).run()
+    except (
+        DataError,
+        DistillationError,
+        DistributedError,
+        artifacts.ArtifactError,
+        OSError,
+        FloatingPointError,
+        ValueError,
+    ) as error:
+        raise TrainingError(str(error)) from error
+    finally:
+        world.stop()
+
+
+class _Job:
+    """One run of the pipeline in this process (one rank of a distributed run)."""
+
+    def __init__(self, settings: TrainingSettings, world: World) -> None:
+        self.settings = settings
+        self.world = world
+        self.metrics: dict[str, Any] = {}
+        self.device: torch.device
+        self.source = resolve_model(settings.model_name_or_path)
+        self.tokenizer: Any = None
+        self.task: Task
+        self._done = 0
+
+    @property
+    def timings(self) -> dict[str, Any]:
+        return self.metrics["timings"]
+
+    @property
+    def total_steps(self) -> int:
+        reference = 2 if self.settings.mode == "qat" else 4
+        return 1 + reference + (3 if uses_qat(self.settings) else 2) + 3
+
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self._done += 1
+        with step(log, self._done, self.total_steps, title):
+            yield
+
+    def run(self) -> artifacts.ModelVersion | None:
+        import torch
+        import transformers
+        from transformers import AutoTokenizer
+
+        from qatflow.training.distributed import select_device
+        from qatflow.training.task import create_task
+
+        settings, world = self.settings, self.world
+        started = time.perf_counter()
+        # Our own log says what matters (e.g. "task head new"); the library's load report and
+        # progress bars would bury it in `kubectl logs`.
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        artifacts.validate_name(settings.published_name)
+        _seed(settings.seed)
+        if settings.num_threads:
+            torch.set_num_threads(settings.num_threads)
+        self.device = select_device(settings.device, world)
+        world.start(self.device)
+        log.info("settings: %s", settings.model_dump_json())
+        self.metrics = {
+            "task": settings.task,
+            "mode": settings.mode,
+            "timings": {},
+            "settings": settings.model_dump(mode="json"),
+        }
+        if world.distributed:
+            self.metrics["world_size"] = world.size
+
+        with self.step("Load model and data"):
+            self.tokenizer = AutoTokenizer.from_pretrained(self.source)
+            self.task = create_task(settings, self.tokenizer)
+            model, head_trained = self.task.load_model(self.source)
+            _describe_model(settings.model_name_or_path, model, head_trained)
+
+        loss: Loss | None = None
+        if settings.mode == "qat":
+            model = self._fine_tuned(model, head_trained, "fp32")
+            self._keep_fp32(model)
+            self.metrics["fp32"] = self._evaluate(model, "fp32", "FP32 baseline evaluation")
+            self.metrics["baseline"] = self.metrics["fp32"]
+        elif settings.mode == "sparsity":
+            model = self._fine_tuned(model, head_trained, "fp32")
+            self._keep_fp32(model)
+            self.metrics["baseline"] = self._evaluate(model, "baseline", "Dense FP32 evaluation")
+            model = self._sparse(model)
+            self.metrics["fp32"] = self._evaluate(model, "fp32", "Sparse FP32 evaluation")
+        else:
+            teacher = self._teacher()
+            self.metrics["baseline"] = self._evaluate(teacher, "baseline", "Teacher evaluation")
+            model, loss = self._distilled(teacher)
+            self._keep_fp32(model)
+            self.metrics["fp32"] = self._evaluate(model, "fp32", "Student FP32 evaluation")
+        self.metrics["baseline_model"] = _BASELINES[settings.mode]
+
+        quantized = self._quantized(model, loss)
+        if not world.is_main:
+            log.info("rank %d finished training; rank 0 exports and publishes", world.rank)
+            return None
+        version = self._publish(quantized.cpu(), model, started)
+        log.info(
+            "published %s version %d to %s in %s",
+            version.name,
+            version.version,
+            version.path,
+            format_seconds(time.perf_counter() - started),
+        )
+        return version
+
+    # Reference phase: the FP32 model that will be quantized, and the baseline it is judged by.
+
+    def _keep_fp32(self, model: Any) -> None:
+        """Save the dense FP32 model beside the versions, for benchmarks and later runs."""
+        if not self.world.is_main:
+            return
+        fp32_dir = self.settings.scratch_dir / f"{self.settings.published_name}-fp32"
+        model.save_pretrained(fp32_dir)
+        self.tokenizer.save_pretrained(fp32_dir)
+        self.metrics["fp32_model_dir"] = str(fp32_dir)
+
+    def _fine_tuned(self, model: Any, head_trained: bool, label: str) -> Any:
+        settings = self.settings
+        needed = settings.fine_tune == "always" or (
+            settings.fine_tune == "auto" and not head_trained
+        )
+        title = "FP32 fine-tuning" if needed else "FP32 fine-tuning (skipped: head trained)"
+        with self.step(title):
+            _on(model, self.device)
+            if needed:
+                self.timings[f"{label}_training"] = self._train(
+                    model, settings.epochs, settings.learning_rate, settings.seed, label
+                )
+        return model
+
+    def _teacher(self) -> Any:
+        settings = self.settings
+        if settings.teacher_model is None:
+            teacher, head_trained = self.task.load_model(self.source)
+            log.info("no teacher_model given: fine-tuning one from %s", settings.model_name_or_path)
+            return self._fine_tuned(teacher, head_trained, "teacher")
+        with self.step(f"Load teacher {settings.teacher_model}"):
+            teacher, head_trained = self.task.load_model(resolve_model(settings.teacher_model))
+            if not head_trained:
+                from qatflow.training.distillation import DistillationError
+
+                raise DistillationError(
+                    f"teacher {settings.teacher_model} has no trained {settings.task} head; "
+                    "give a fine-tuned model or leave teacher_model empty to fine-tune one"
+                )
+            _describe_model(settings.teacher_model, teacher, head_trained)
+            return _on(teacher, self.device)
+
+    def _distilled(self, teacher: Any) -> tuple[Any, Loss]:
+        from qatflow.training.distillation import DistillationLoss, check_compatible, shrink
+
+        settings = self.settings
+        with self.step("Distillation into the student"):
+            student, _ = self.task.load_model(self.source)
+            if settings.student_layers is not None:
+                student = shrink(student, settings.student_layers)
+            check_compatible(teacher, student)
+            _describe_model("student", student, head_trained=False)
+            loss = DistillationLoss(
+                teacher,
+                input_names=list(self.task.example_inputs()),
+                output_names=self.task.output_names,
+                temperature=settings.distillation_temperature,
+                alpha=settings.distillation_alpha,
+            )
+            _on(student, self.device)
+            self.timings["distillation_training"] = self._train(
+                student,
+                settings.epochs,
+                settings.learning_rate,
+                settings.seed + 2,
+                "distil",
+                loss,
+            )
+        self.metrics["student"] = {
+            "layers": student.config.num_hidden_layers,
+            "parameters": sum(p.numel() for p in student.parameters()),
+            "teacher_layers": teacher.config.num_hidden_layers,
+            "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
+        }
+        return student, loss
+
+    def _sparse(self, model: Any) -> Any:
+        from qatflow.training import sparsity
+
+        settings = self.settings
+        with self.step(f"Pruning to {settings.sparsity:.0%} sparsity and sparse fine-tuning"):
+            example = {k: v.to(self.device) for k, v in self.task.example_inputs().items()}
+            model = sparsity.prune(model, settings.sparsity, example)
+            report = sparsity.report(model, settings.sparsity)
+            log.info(
+                "sparsity: %.1f%% of prunable weights (%d tensors), %.1f%% of all parameters",
+                100 * report["prunable"],
+                len(report["layers"]),
+                100 * report["all_parameters"],
+            )
+            self.timings["sparse_training"] = self._train(
+                model, settings.epochs, settings.learning_rate, settings.seed + 3, "sparse"
+            )
+            self.metrics["sparsity"] = sparsity.report(model, settings.sparsity)
+        return model
+
+    # Quantization phase: NNCF calibration, then QAT when the mode has it.
+
+    def _quantized(self, model: Any, loss: Loss | None) -> Any:
+        from qatflow.training import quantization
+
+        settings = self.settings
+        with self.step("NNCF calibration (post-training quantization)"):
+            started = time.perf_counter()
+            samples = [
+                {k: v.to(self.device) for k, v in sample.items()}
+                for sample in self.task.calibration_inputs(settings.calibration_samples)
+            ]
+            quantized = quantization.calibrate(model, samples)
+            self.timings["calibration_seconds"] = time.perf_counter() - started
+            self.metrics["quantizers"] = quantization.quantizer_count(quantized)
+            log.info("%d quantizers inserted", self.metrics["quantizers"])
+        self.metrics["ptq"] = self._evaluate(
+            quantized, "ptq", "PTQ INT8 evaluation (fake-quantized torch model)"
+        )
+        if not uses_qat(settings):
+            return quantized
+        title = "Quantization-aware training" + (" with the teacher" if loss else "")
+        with self.step(title):
+            self.timings["qat_training"] = self._train(
+                quantized,
+                settings.qat_epochs,
+                settings.qat_learning_rate,
+                settings.seed + 1,
+                "qat",
+                loss,
+            )
+            if self.world.is_main:
+                quantization.save_checkpoint(
+                    quantized, settings.scratch_dir / f"{settings.published_name}-qat.pt"
+                )
+        return quantized
+
+    # Publish phase (rank 0): export, evaluate what was exported, gate, publish.
+
+    def _publish(self, quantized: Any, model: Any, started: float) -> artifacts.ModelVersion:
+        from qatflow.training import export, sparsity
+
+        settings, task, metrics = self.settings, self.task, self.metrics
+        with artifacts.staging_dir(settings.output_dir, settings.published_name) as staged:
+            with self.step("Export INT8 OpenVINO IR and ONNX"):
+                export_started = time.perf_counter()
+                example = task.example_inputs()
+                ir_path = export.export_openvino(quantized, example, task.output_names, staged)
+                onnx_path = export.export_onnx(quantized, example, task.output_names, staged)
+                self.tokenizer.save_pretrained(staged)
+                model.config.save_pretrained(staged)
+                self.timings["export_seconds"] = time.perf_counter() - export_started
+                metrics["ir"] = export.ir_quantization(ir_path)
+                metrics["onnx"] = export.onnx_quantization(onnx_path)
+                log.info(
+                    "IR: %(fake_quantize)d FakeQuantize ops, %(int8_constants)d int8 constants",
+                    metrics["ir"],
+                )
+                log.info(
+                    "ONNX: %(QuantizeLinear)d QuantizeLinear, "
+                    "%(DequantizeLinear)d DequantizeLinear",
+                    metrics["onnx"],
+                )
+                if settings.mode == "sparsity":
+                    metrics["sparsity"]["ir"] = sparsity.ir_weight_sparsity(ir_path)
+
+            metrics["int8"] = self._evaluate_infer(
+                export.openvino_infer(ir_path),
+                "int8",
+                "INT8 evaluation of the exported OpenVINO IR",
             )
 
-    # The FP32 source, kept beside the volume's versions for benchmarks and later QAT runs.
-    fp32_dir = settings.scratch_dir / f"{settings.model_name}-fp32"
-    model.save_pretrained(fp32_dir)
-    tokenizer.save_pretrained(fp32_dir)
-    metrics["fp32_model_dir"] = str(fp32_dir)
+            with self.step("Accuracy gate and publish"):
+                _log_summary(metrics, task.headline_metric)
+                _gate(metrics, task.headline_metric, settings.accuracy_tolerance)
+                self.timings["total_seconds"] = time.perf_counter() - started
+                artifacts.write_json(staged / artifacts.METRICS, metrics)
+                manifest = {
+                    **task.manifest(),
+                    "mode": settings.mode,
+                    "source_model": settings.model_name_or_path,
+                    "precision": "int8",
+                    "ir": artifacts.IR_FILE,
+                    "onnx": artifacts.ONNX_FILE,
+                    "libraries": _library_versions(),
+                    "metrics": {k: metrics[k] for k in ("baseline", "fp32", "ptq", "int8")},
+                }
+                return artifacts.publish(
+                    staged, settings.output_dir, settings.published_name, manifest
+                )
 
-    with step(log, 3, STEPS, "FP32 baseline evaluation"):
-        metrics["fp32"] = _evaluate(
-            task, export.torch_infer(model, task.output_names), settings, timings, "fp32"
-        )
+    # Shared pieces.
 
-    with step(log, 4, STEPS, "NNCF calibration (post-training quantization)"):
-        calibration_started = time.perf_counter()
-        quantized = quantization.calibrate(
-            model, task.calibration_inputs(settings.calibration_samples)
-        )
-        timings["calibration_seconds"] = time.perf_counter() - calibration_started
-        metrics["quantizers"] = quantization.quantizer_count(quantized)
-        log.info("%d quantizers inserted", metrics["quantizers"])
+    def _train(
+        self,
+        model: Any,
+        epochs: float,
+        learning_rate: float,
+        seed: int,
+        label: str,
+        loss: Loss | None = None,
+    ) -> dict[str, float | None]:
+        from qatflow.training.loop import fine_tune, task_loss
 
-    with step(log, 5, STEPS, "PTQ INT8 evaluation (fake-quantized torch model)"):
-        metrics["ptq"] = _evaluate(
-            task, export.torch_infer(quantized, task.output_names), settings, timings, "ptq"
-        )
-
-    with step(log, 6, STEPS, "Quantization-aware training"):
-        steps = task.steps(settings.qat_epochs, settings.batch_size)
-        timings["qat_training"] = fine_tune(
-            quantized,
-            task.train_batches(settings.qat_epochs, settings.batch_size, settings.seed + 1),
-            steps=steps,
-            learning_rate=settings.qat_learning_rate,
+        settings, world = self.settings, self.world
+        total = self.task.steps(epochs, settings.batch_size)
+        timings = fine_tune(
+            world.wrap(model, self.device),
+            world.shard(self.task.train_batches(epochs, settings.batch_size, seed), total),
+            steps=world.steps(total),
+            learning_rate=learning_rate,
             warmup_ratio=settings.warmup_ratio,
             weight_decay=settings.weight_decay,
             log_every=settings.log_every,
-            label="qat",
+            label=label,
+            loss_fn=loss or task_loss,
+            device=self.device,
         )
-        quantization.save_checkpoint(
-            quantized, settings.scratch_dir / f"{settings.model_name}-qat.pt"
-        )
+        world.check_in_sync(model, label)
+        return timings
 
-    with artifacts.staging_dir(settings.output_dir, settings.model_name) as staged:
-        with step(log, 7, STEPS, "Export INT8 OpenVINO IR and ONNX"):
-            export_started = time.perf_counter()
-            example = task.example_inputs()
-            ir_path = export.export_openvino(quantized, example, task.output_names, staged)
-            onnx_path = export.export_onnx(quantized, example, task.output_names, staged)
-            tokenizer.save_pretrained(staged)
-            model.config.save_pretrained(staged)
-            timings["export_seconds"] = time.perf_counter() - export_started
-            metrics["ir"] = export.ir_quantization(ir_path)
-            metrics["onnx"] = export.onnx_quantization(onnx_path)
-            log.info(
-                "IR: %(fake_quantize)d FakeQuantize ops, %(int8_constants)d int8 constants",
-                metrics["ir"],
-            )
-            log.info(
-                "ONNX: %(QuantizeLinear)d QuantizeLinear, %(DequantizeLinear)d DequantizeLinear",
-                metrics["onnx"],
-            )
+    def _evaluate(self, model: torch.nn.Module, label: str, title: str) -> dict[str, float]:
+        from qatflow.training.export import torch_infer
 
-        with step(log, 8, STEPS, "INT8 evaluation of the exported OpenVINO IR"):
-            metrics["int8"] = _evaluate(
-                task, export.openvino_infer(ir_path), settings, timings, "int8"
-            )
+        return self._evaluate_infer(torch_infer(model, self.task.output_names), label, title)
 
-        with step(log, 9, STEPS, "Accuracy gate and publish"):
-            _log_summary(metrics, task.headline_metric)
-            _gate(metrics, task.headline_metric, settings.accuracy_tolerance)
-            timings["total_seconds"] = time.perf_counter() - started
-            artifacts.write_json(staged / artifacts.METRICS, metrics)
-            manifest = {
-                **task.manifest(),
-                "source_model": settings.model_name_or_path,
-                "precision": "int8",
-                "ir": artifacts.IR_FILE,
-                "onnx": artifacts.ONNX_FILE,
-                "libraries": _library_versions(),
-                "metrics": {k: metrics[k] for k in ("fp32", "ptq", "int8")},
-            }
-            version = artifacts.publish(staged, settings.output_dir, settings.model_name, manifest)
+    def _evaluate_infer(self, infer: Infer, label: str, title: str) -> dict[str, float]:
+        """Scores on rank 0; the other ranks skip evaluation (and get no scores)."""
+        with self.step(title if self.world.is_main else f"{title} (rank 0 only)"):
+            if not self.world.is_main:
+                return {}
+            started = time.perf_counter()
+            scores = self.task.evaluate(infer, self.settings.eval_batch_size)
+            self.timings[f"{label}_eval_seconds"] = time.perf_counter() - started
+            log.info("%s: %s", label, ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+            return scores
+
+
+def _on(model: Any, device: torch.device) -> Any:
+    """The model moved to the training device (in place, as torch does)."""
+    return model.to(device)
+
+
+def _describe_model(name: str, model: Any, head_trained: bool) -> None:
     log.info(
-        "published %s version %d to %s in %s",
-        version.name,
-        version.version,
-        version.path,
-        format_seconds(time.perf_counter() - started),
+        "model %s: %.1fM parameters, %s layers, task head %s",
+        name,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        getattr(model.config, "num_hidden_layers", "?"),
+        "trained" if head_trained else "new",
     )
-    return version
-
-
-def _evaluate(
-    task: Any, infer: Any, settings: TrainingSettings, timings: dict[str, Any], label: str
-) -> dict[str, float]:
-    started = time.perf_counter()
-    scores = task.evaluate(infer, settings.eval_batch_size)
-    timings[f"{label}_eval_seconds"] = time.perf_counter() - started
-    log.info(
-        "%s: %s",
-        label,
-        ", ".join(
-            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()
-        ),
-    )
-    return scores
 
 
 def _gate(metrics: dict[str, Any], metric: str, tolerance: float) -> None:
@@ -219,19 +451,28 @@ def _gate(metrics: dict[str, Any], metric: str, tolerance: float) -> None:
 
 
 def _log_summary(metrics: dict[str, Any], metric: str) -> None:
-    rows = [("FP32", "fp32"), ("PTQ INT8", "ptq"), ("QAT INT8 (IR)", "int8")]
-    log.info("%-14s %8s %8s", "accuracy", "EM", "F1")
+    rows = [
+        (f"baseline ({metrics['baseline_model']})", "baseline"),
+        ("FP32", "fp32"),
+        ("PTQ INT8", "ptq"),
+        ("INT8 (IR)", "int8"),
+    ]
+    names = list(metrics["fp32"])
+    width = max(len(title) for title, _ in rows)
+    log.info("%-*s" + " %9s" * len(names), width, "accuracy", *names)
     for title, key in rows:
-        log.info("%-14s %8.2f %8.2f", title, metrics[key]["exact_match"], metrics[key]["f1"])
+        log.info("%-*s" + " %9.2f" * len(names), width, title, *(metrics[key][n] for n in names))
     log.info(
-        "summary: fp32 %s %.2f | ptq %s %.2f | qat int8 %s %.2f | delta %+.2f",
+        "summary (%s): baseline %s %.2f | fp32 %.2f | ptq %.2f | int8 %.2f | "
+        "int8 vs fp32 %+.2f | int8 vs baseline %+.2f",
+        metrics["mode"],
         metric,
+        metrics["baseline"][metric],
         metrics["fp32"][metric],
-        metric,
         metrics["ptq"][metric],
-        metric,
         metrics["int8"][metric],
         metrics["int8"][metric] - metrics["fp32"][metric],
+        metrics["int8"][metric] - metrics["baseline"][metric],
     )
 
 

@@ -33,7 +33,7 @@ class QuestionAnsweringTask:
 
         def load(split: str, limit: int | None) -> list[QAExample]:
             return load_examples(
-                settings.dataset,
+                settings.dataset_source,
                 split,
                 config=settings.dataset_config,
                 limit=limit,

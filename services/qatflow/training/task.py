@@ -1,4 +1,4 @@
-"""What the QAT core needs from a task; question answering now, text classification next.
+"""What the compression core needs from a task: question answering or text classification.
 
 The core (fine-tuning loop, NNCF calibration, export, gate, publish) only sees this interface:
 a task turns data into training batches, names the model's outputs, and scores a model given
@@ -60,4 +60,8 @@ def create_task(settings: TrainingSettings, tokenizer: Any) -> Task:
         from qatflow.training.question_answering import QuestionAnsweringTask
 
         return QuestionAnsweringTask(settings, tokenizer)
+    if settings.task == "text-classification":
+        from qatflow.training.classification import TextClassificationTask
+
+        return TextClassificationTask(settings, tokenizer)
     raise ValueError(f"unsupported task {settings.task!r}")
