@@ -14,7 +14,7 @@ export NNCF_EXTENSION_LOAD_TIMEOUT ?= 0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install tools run train serve test test-fast lint chart-test bench images clean help
+.PHONY: install tools run train serve test test-fast lint chart-test bench load-test images clean help
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ chart-test: install tools ## render, validate and scan the Helm chart (no traini
 
 bench: install ## benchmark report into bench/reports (after `make run` or `make train`)
 	$(PY) -m bench --models-dir $(MODELS_DIR)
+
+load-test: install ## 16 clients x 60 s against each HTTP backend -> bench/reports/load-*.json
+	$(PY) -m tests.reliability.load --clients 16 --seconds 60 --report-dir bench/reports
 
 VERSION ?= 0.1.0
 IMAGES := training optimum onnxruntime client

@@ -33,7 +33,8 @@ def run(
     example = {name: torch.from_numpy(value) for name, value in arrays[seq_lengths[0]].items()}
     names = list(example)
 
-    fp32_ir = convert.fp32_ir(model, example, OUTPUTS, work_dir / "bert-base-fp32")
+    fp32_onnx = convert.fp32_onnx(model, example, OUTPUTS, work_dir / "bert-base-fp32")
+    fp32_ir = convert.fp32_ir(fp32_onnx, work_dir / "bert-base-fp32")
     chosen = [
         runtimes.torch_runtime(model, names, OUTPUTS),
         runtimes.openvino_runtime(
@@ -62,7 +63,9 @@ def run(
     quantized = quantization.calibrate(model, samples)
     int8_dir = work_dir / "bert-base-int8"
     int8_dir.mkdir(parents=True, exist_ok=True)
-    int8_ir = export.export_openvino(quantized, example, OUTPUTS, int8_dir)
+    int8_ir = export.export_openvino(
+        export.export_onnx(quantized, example, OUTPUTS, int8_dir), int8_dir
+    )
     del quantized
     chosen.append(
         runtimes.openvino_runtime(

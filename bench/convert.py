@@ -10,19 +10,19 @@ from pathlib import Path
 from typing import Any
 
 
-def fp32_ir(model: Any, example: dict[str, Any], outputs: Sequence[str], directory: Path) -> Path:
-    """IR with f32 weights (no fp16 compression) and dynamic [batch, sequence] inputs."""
-    from qatflow.training.export import export_openvino
-
-    directory.mkdir(parents=True, exist_ok=True)
-    return export_openvino(model, example, outputs, directory, require_quantized=False)
-
-
 def fp32_onnx(model: Any, example: dict[str, Any], outputs: Sequence[str], directory: Path) -> Path:
     from qatflow.training.export import export_onnx
 
     directory.mkdir(parents=True, exist_ok=True)
     return export_onnx(model, example, outputs, directory, require_quantized=False)
+
+
+def fp32_ir(onnx_path: Path, directory: Path) -> Path:
+    """IR with f32 weights (no fp16 compression) and dynamic [batch, sequence] inputs."""
+    from qatflow.training.export import export_openvino
+
+    directory.mkdir(parents=True, exist_ok=True)
+    return export_openvino(onnx_path, directory, require_quantized=False)
 
 
 def ir_bytes(xml: Path) -> int:

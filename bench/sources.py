@@ -130,10 +130,8 @@ def convert_fp32(sources: Sources, model: Any, work_dir: Path) -> dict[str, Path
     )
     arrays = qa.pad(features, sources.tokenizer.pad_token_id)
     example = {name: torch.from_numpy(arrays[name]) for name in sources.inputs}
-    return {
-        "ir": convert.fp32_ir(model, example, sources.outputs, work_dir / "fp32-ir"),
-        "onnx": convert.fp32_onnx(model, example, sources.outputs, work_dir / "fp32-onnx"),
-    }
+    onnx = convert.fp32_onnx(model, example, sources.outputs, work_dir / "fp32-onnx")
+    return {"ir": convert.fp32_ir(onnx, work_dir / "fp32-ir"), "onnx": onnx}
 
 
 def sizes(sources: Sources, fp32: dict[str, Path]) -> dict[str, int]:

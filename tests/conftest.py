@@ -57,7 +57,8 @@ def build_tiny_model(directory: Path) -> Path:
     vocab = special + sorted(words) + [f"##{c}" for c in characters]
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    # transformers 5 ignores ``vocab_file=`` in the constructor; from_pretrained reads vocab.txt.
+    tokenizer = BertTokenizerFast.from_pretrained(directory, do_lower_case=True)
     tokenizer.save_pretrained(directory)
     config = BertConfig(
         vocab_size=len(tokenizer),
@@ -85,5 +86,75 @@ def published_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     models_dir = tmp_path_factory.mktemp("models")
     settings = TrainingSettings.load(
         overrides=tiny_training_overrides(tiny_model_dir, models_dir), environ={}
+    )
+    return run_pipeline(settings)
+
+
+TINY_CLASSIFIER_NAME = "tiny-classifier"
+
+
+def build_tiny_classifier(directory: Path) -> Path:
+    """A 2-layer, 64-wide BERT encoder (no task head, like the embedded MiniLM) with a WordPiece
+    vocabulary covering the embedded classification data sets."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from qatflow.training import synthetic_classification as synthetic
+
+    words: set[str] = set()
+    for split, count in (("train", 1000), ("validation", 300)):
+        examples = synthetic.generate_sentiment(split, count, 0)
+        examples += synthetic.generate_paraphrase(split, count, 0)
+        for example in examples:
+            text = f"{example.text} {example.text_pair or ''}".lower()
+            words.update(re.findall(r"\w+|[^\w\s]", text))
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    characters = sorted({c for word in words for c in word})
+    vocab = special + sorted(words) + [f"##{c}" for c in characters]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    # transformers 5 ignores ``vocab_file=`` in the constructor; from_pretrained reads vocab.txt.
+    tokenizer = BertTokenizerFast.from_pretrained(directory, do_lower_case=True)
+    tokenizer.save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=256,
+    )
+    BertModel(config).save_pretrained(directory)
+    return directory
+
+
+def tiny_classifier_overrides(model_dir: Path, output_dir: Path) -> dict[str, object]:
+    """The tiny run of the real pipeline, for text classification (the sentiment set)."""
+    return {
+        **tiny_training_overrides(model_dir, output_dir),
+        "task": "text-classification",
+        "model_name": TINY_CLASSIFIER_NAME,
+        "max_train_samples": 400,
+        "max_eval_samples": 200,
+        # Negations and contrasts need more steps than QA's tiny run to get above chance.
+        "epochs": 10.0,
+        "learning_rate": 3e-3,
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_classifier(tmp_path_factory.mktemp("tiny-classifier"))
+
+
+@pytest.fixture(scope="session")
+def published_classifier(tiny_classifier_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A text-classification ModelVersion (binary sentiment: negative, positive) published by
+    the real pipeline; its models dir is ``.path.parent.parent``."""
+    from qatflow.training.config import TrainingSettings
+    from qatflow.training.pipeline import run_pipeline
+
+    models_dir = tmp_path_factory.mktemp("classifier-models")
+    settings = TrainingSettings.load(
+        overrides=tiny_classifier_overrides(tiny_classifier_dir, models_dir), environ={}
     )
     return run_pipeline(settings)

@@ -1,7 +1,8 @@
 """``qatflow local``: the whole job on one machine, no cluster.
 
 Train (or reuse the newest published version) -> start the chosen HTTP backend -> ask it a few
-held-out questions from the embedded data set -> print answers and latencies -> stop it.
+held-out questions (or texts to classify, with ``--task text-classification``) from the
+embedded data set -> print answers or labels and latencies -> stop it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qatflow.training.cli import add_settings_arguments
+from qatflow.training.cli import add_settings_arguments, settings_arguments
 
 if TYPE_CHECKING:
     from qatflow.core.artifacts import ModelVersion
@@ -30,21 +31,43 @@ _READY_TIMEOUT = 300.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["optimum", "onnxruntime"], default="optimum")
     parser.add_argument("--models-dir", default="models", help="where models are published")
-    parser.add_argument("--model-name", default="bert-qa", help="published model name")
+    parser.add_argument(
+        "--task",
+        choices=["question-answering", "text-classification"],
+        default="question-answering",
+        help="what the model does (default question-answering)",
+    )
+    parser.add_argument(
+        "--model-name",
+        help="published model name (default: bert-qa, or bert-classifier for classification)",
+    )
     parser.add_argument("--retrain", action="store_true", help="train even if a version exists")
-    parser.add_argument("--questions", type=int, default=5, help="sample questions to ask")
+    parser.add_argument(
+        "--questions", type=int, default=5, help="sample questions (or texts) to send"
+    )
     add_settings_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from qatflow.core import artifacts
     from qatflow.core.logs import configure_logging, step
+    from qatflow.training.config import DEFAULT_MODEL_NAMES
 
     configure_logging()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     models_dir = Path(args.models_dir)
+    args.model_name = args.model_name or DEFAULT_MODEL_NAMES[args.task]
     with step(log, 1, STEPS, "Model"):
         version = None if args.retrain else artifacts.find_latest(models_dir, args.model_name)
+        if version is not None and version.task != args.task:
+            log.error(
+                "%s version %d is a %s model; pass --task %s, or another --model-name",
+                version.name,
+                version.version,
+                version.task,
+                version.task,
+            )
+            return 2
         if version is None:
             code = _train(args, models_dir)
             if code != 0:
@@ -64,8 +87,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, service)
-        with step(log, 3, STEPS, "Ask held-out questions"):
-            _ask(url, args.questions)
+        if version.task == "text-classification":
+            with step(log, 3, STEPS, "Classify held-out texts"):
+                _classify(url, version, args.questions)
+        else:
+            with step(log, 3, STEPS, "Ask held-out questions"):
+                _ask(url, args.questions)
     finally:
         with step(log, 4, STEPS, "Stop the service"):
             service.send_signal(signal.SIGTERM)
@@ -84,22 +111,20 @@ def _train(args: argparse.Namespace, models_dir: Path) -> int:
         "--output-dir",
         str(models_dir),
         "--set",
+        f"task={args.task}",
+        "--set",
         f"model_name={args.model_name}",
     ]
-    if args.config:
-        command += ["--config", args.config]
-    for assignment in args.assignments:
-        command += ["--set", assignment]
-    return subprocess.call(command)
+    return subprocess.call(command + settings_arguments(args))
 
 
 def _log_metrics(version: ModelVersion) -> None:
     metrics = version.metrics()
+    names = {"accuracy": "accuracy", "exact_match": "EM", "f1": "F1"}
     for key, title in (("fp32", "FP32"), ("ptq", "PTQ INT8"), ("int8", "QAT INT8")):
         if key in metrics:
-            log.info(
-                "%-9s EM %6.2f  F1 %6.2f", title, metrics[key]["exact_match"], metrics[key]["f1"]
-            )
+            scores = [f"{names[n]} {metrics[key][n]:6.2f}" for n in names if n in metrics[key]]
+            log.info("%-9s %s", title, "  ".join(scores))
 
 
 def _start_service(
@@ -164,3 +189,36 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _classify(url: str, version: ModelVersion, count: int) -> None:
+    import httpx
+
+    from qatflow.training import synthetic_classification as synthetic
+
+    # The embedded set the model was trained on by default: pairs (paraphrase) or sentiment.
+    if version.manifest.get("text_pair"):
+        examples = synthetic.generate_paraphrase("validation", count, 7)
+        names = synthetic.PARAPHRASE_LABELS
+    else:
+        examples = synthetic.generate_sentiment("validation", count, 7)
+        names = synthetic.SENTIMENT_LABELS
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for example in examples:
+            body = {"text": example.text}
+            if example.text_pair is not None:
+                body["text_pair"] = example.text_pair
+            started = time.perf_counter()
+            response = client.post("/v1/text-classification", json=body)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            reply = response.json()
+            expected = names[example.label]
+            mark = "ok " if reply["label"] == expected else "   "
+            pair = f"\n    +  {example.text_pair}" if example.text_pair else ""
+            print(
+                f"{mark} T: {example.text}{pair}\n"
+                f"    L: {reply['label']!r} (score {reply['score']:.2f}, expected {expected!r}, "
+                f"{elapsed:.1f} ms)",
+                flush=True,
+            )

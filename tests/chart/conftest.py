@@ -43,6 +43,11 @@ class Rendered:
         assert len(jobs) <= 1
         return jobs[0] if jobs else None
 
+    def service(self) -> dict[str, Any]:
+        """The inference Service (multi-node training adds a headless Service, a hook)."""
+        (service,) = [s for s in self.of_kind("Service") if _hook(s) is None]
+        return service
+
     def deployment(self) -> dict[str, Any]:
         (deployment,) = self.of_kind("Deployment")
         return deployment

@@ -14,7 +14,7 @@ from qatflow.serving.settings import ServeSettings
 from qatflow.training import cli as training_cli
 from qatflow.training.config import TrainingSettings
 
-from .conftest import FULLNAME, NAMESPACE, RELEASE, Rendered, render
+from .conftest import FULLNAME, NAMESPACE, RELEASE, Rendered, chart_values, render
 
 pytestmark = pytest.mark.chart
 
@@ -68,7 +68,7 @@ def test_only_the_chosen_backend_renders(rendered: Rendered) -> None:
     backend = rendered.values["inference"]["backend"]
     deployment = rendered.deployment()
     assert deployment["metadata"]["name"] == f"{FULLNAME}-{backend}"
-    (service,) = rendered.of_kind("Service")
+    service = rendered.service()
     assert service["metadata"]["name"] == f"{FULLNAME}-{backend}"
     names = " ".join(obj["metadata"]["name"] for obj in rendered.objects)
     for other in BACKENDS - {backend}:
@@ -87,7 +87,7 @@ def test_only_the_chosen_backend_renders(rendered: Rendered) -> None:
 
 def test_service_selects_the_deployment_and_its_ports(rendered: Rendered) -> None:
     deployment = rendered.deployment()
-    (service,) = rendered.of_kind("Service")
+    service = rendered.service()
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -129,9 +129,19 @@ def test_training_job_is_a_pre_install_hook(rendered: Rendered) -> None:
     spec = job["spec"]
     assert spec["ttlSecondsAfterFinished"] == training["ttlSecondsAfterFinished"]
     assert spec["activeDeadlineSeconds"] == training["activeDeadlineSeconds"]
-    assert spec["backoffLimit"] == training["backoffLimit"]
     train = container(job, "training")
-    assert train["command"] == ["python", "-m", "qatflow.training"]
+    if training["nodes"] > 1:
+        assert spec["backoffLimit"] == 0, "a gang cannot replace one lost pod"
+        assert train["command"][0] == "torchrun"
+    else:
+        assert spec["backoffLimit"] == training["backoffLimit"]
+        assert "completionMode" not in spec
+        assert train["command"] == ["python", "-m", "qatflow.training"]
+    presets = [training["preset"]] if isinstance(training["preset"], str) else training["preset"]
+    expected_args = ["--log-format", training["logFormat"]]
+    assert train["args"] == expected_args + [
+        word for name in presets if name for word in ("--preset", name)
+    ]
 
 
 def test_failed_training_fails_the_job_at_once(rendered: Rendered) -> None:
@@ -350,18 +360,25 @@ def test_training_env_maps_every_setting_one_to_one(rendered: Rendered) -> None:
         return  # inference only: nothing to check
     env = _prefixed(env_of(container(job, "training")), TrainingSettings.env_prefix)
     by_key = {name.removeprefix(TrainingSettings.env_prefix).lower(): name for name in env}
-    assert set(by_key) == set(TrainingSettings.fields()), "every setting, nothing else"
     for key, name in by_key.items():
         assert name == TrainingSettings.env_name(key)
-    assert (
-        set(rendered.values["training"]["settings"])
-        == set(TrainingSettings.fields()) - TRAIN_FROM_CHART
-    )
+    training = rendered.values["training"]
+    assert set(training["settings"]) == set(TrainingSettings.fields()) - TRAIN_FROM_CHART
+    expected = dict(training["settings"])
+    if training["gpu"]["count"] > 0 and expected["device"] == "cpu":
+        expected["device"] = "cuda"
+    if training["preset"]:
+        # The preset supplies what is left at its default: only changed settings are passed.
+        defaults = chart_values(None)["training"]["settings"]
+        changed = {key for key, value in expected.items() if value != defaults[key]}
+        assert set(by_key) == changed | TRAIN_FROM_CHART
+    else:
+        assert set(by_key) == set(TrainingSettings.fields()), "every setting, nothing else"
     # The service itself accepts what the chart renders.
     settings = TrainingSettings.load(environ=env)
     assert str(settings.output_dir) == rendered.values["persistence"]["mountPath"]
     assert settings.model_name == rendered.values["model"]["name"]
-    for key, value in rendered.values["training"]["settings"].items():
+    for key, value in expected.items():
         assert getattr(settings, key) == (
             value if value is not None else TrainingSettings.model_fields[key].default
         ), key
@@ -438,13 +455,6 @@ def test_pods_are_hardened(rendered: Rendered) -> None:
             assert "emptyDir" in volume, f"{where}: writable scratch on a read-only root"
 
 
-def test_training_gpu_request() -> None:
-    r = render(None, "--set", "training.gpu.enabled=true", "--set", "training.gpu.count=2")
-    limits = container(r.job() or {}, "training")["resources"]["limits"]
-    assert limits["nvidia.com/gpu"] == 2
-    assert "nvidia.com/gpu" not in container(r.deployment())["resources"]["limits"]
-
-
 def test_placement_per_component() -> None:
     from .conftest import CHART
 
@@ -492,7 +502,14 @@ def test_helm_test_pod_asks_the_deployed_service(rendered: Rendered) -> None:
     assert ask["command"][:2] == ["python", "-c"]
     assert "qatflow.cli" in ask["command"][2] and '"ask"' in ask["command"][2]
     env = env_of(ask)
-    assert env["EXPECTED_ANSWER"] == rendered.values["tests"]["expectedAnswer"]
+    tests = rendered.values["tests"]
+    if rendered.values["training"]["settings"]["task"] == "text-classification":
+        assert env["TEXT"] == tests["text"] and env["EXPECTED_LABEL"] == tests["expectedLabel"]
+        assert "QUESTION" not in env
+    else:
+        assert env["QUESTION"] == tests["question"] and env["CONTEXT"] == tests["context"]
+        assert env["EXPECTED_ANSWER"] == tests["expectedAnswer"]
+        assert "TEXT" not in env
     backend = rendered.values["inference"]["backend"]
     service = f"{FULLNAME}-{backend}"
     if backend == "ovms":

@@ -57,6 +57,10 @@ def test_ci_values_cover_the_use_cases() -> None:
         "existing-claim-values",
         "hostpath-values",
         "hpa-values",
+        "multinode-values",
+        "classification-values",
+        "distillation-values",
+        "gpu-values",
     } <= names
 
 

@@ -1,6 +1,7 @@
 """The chart's containers run for real, on loopback: the inference Deployment's rendered command
 and environment start the HTTP service on a published model, and the `helm test` pod's rendered
-command asks it a question; a wrong answer or a missing service fails it."""
+command asks it a question (or has it classify a text); a wrong answer or label, or a missing
+service, fails it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,36 +55,25 @@ def _local_env(rendered_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 
 
 def _run_test_pod(
-    rendered: Rendered, url: str, expected: str, tmp_path: Path
+    rendered: Rendered, url: str, expected: dict[str, str], tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
     pod = rendered.test_pod()
     assert pod is not None
     ask = container(pod)
     assert ask["command"][:2] == ["python", "-c"] and ask["args"][0] == "--url"
     env = _local_env(env_of(ask), tmp_path)
-    env["EXPECTED_ANSWER"] = expected
+    env.update(expected)
     command = [sys.executable, "-c", ask["command"][2], "--url", url]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=150)
 
 
-@pytest.mark.parametrize("backend", ["optimum", "onnxruntime"])
-def test_helm_test_pod_passes_on_the_right_answer_only(
-    backend: str, published_model: Any, tmp_path: Path
-) -> None:
-    from tests.conftest import free_port
-
-    port = free_port()
-    rendered = render(
-        None,
-        "--set", f"inference.backend={backend}",
-        "--set", f"model.name={published_model.name}",
-        "--set", f"inference.port={port}",
-        "--set", "inference.settings.threads=1",
-    )  # fmt: skip
+@contextmanager
+def _serving(rendered: Rendered, model: Any, port: int, tmp_path: Path) -> Iterator[str]:
+    """The rendered Deployment's command and environment, run here on the fixture's model."""
     server = container(rendered.deployment())
     env = _local_env(env_of(server), tmp_path)
     # Where the pod mounts the volume, this machine has the fixture's models directory.
-    env["QATFLOW_SERVE_MODELS_DIR"] = str(published_model.path.parent.parent)
+    env["QATFLOW_SERVE_MODELS_DIR"] = str(model.path.parent.parent)
     env["QATFLOW_SERVE_HOST"] = "127.0.0.1"
     command = [sys.executable if part == "python" else part for part in server["command"]]
     log = (tmp_path / "service.log").open("wb")
@@ -101,24 +93,70 @@ def test_helm_test_pod_passes_on_the_right_answer_only(
                 "service not ready:\n" + (tmp_path / "service.log").read_text()
             )
             time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        log.close()
+
+
+def _render(model: Any, port: int, backend: str, *extra: str) -> Rendered:
+    return render(
+        None,
+        "--set", f"inference.backend={backend}",
+        "--set", f"model.name={model.name}",
+        "--set", f"inference.port={port}",
+        "--set", "inference.settings.threads=1",
+        *extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["optimum", "onnxruntime"])
+def test_helm_test_pod_passes_on_the_right_answer_only(
+    backend: str, published_model: Any, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    rendered = _render(published_model, port, backend)
+    with _serving(rendered, published_model, port, tmp_path) as url:
         pod_env = env_of(container(rendered.test_pod() or {}))
         given = _post(
             url + "/v1/question-answering",
             {"question": pod_env["QUESTION"], "context": pod_env["CONTEXT"]},
         )["answer"]
 
-        passed = _run_test_pod(rendered, url, given, tmp_path)
+        passed = _run_test_pod(rendered, url, {"EXPECTED_ANSWER": given}, tmp_path)
         assert passed.returncode == 0, passed.stdout + passed.stderr
         assert f"PASS: answer {given!r}" in passed.stdout
 
-        wrong = _run_test_pod(rendered, url, given + " and more", tmp_path)
+        wrong = _run_test_pod(rendered, url, {"EXPECTED_ANSWER": given + " and more"}, tmp_path)
         assert wrong.returncode != 0
         assert "FAIL: answer" in wrong.stderr
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
 
-    down = _run_test_pod(rendered, url, given, tmp_path)
+    down = _run_test_pod(rendered, url, {"EXPECTED_ANSWER": given}, tmp_path)
     assert down.returncode != 0, "no service, no pass"
     assert "FAIL: qatflow ask exited" in down.stderr
+
+
+def test_helm_test_pod_checks_the_label_of_a_classifier(
+    published_classifier: Any, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    task = "training.settings.task=text-classification"
+    rendered = _render(published_classifier, port, "onnxruntime", "--set", task)
+    with _serving(rendered, published_classifier, port, tmp_path) as url:
+        pod_env = env_of(container(rendered.test_pod() or {}))
+        assert "QUESTION" not in pod_env
+        given = _post(url + "/v1/text-classification", {"text": pod_env["TEXT"]})["label"]
+        other = next(label for label in ("negative", "positive") if label != given)
+
+        passed = _run_test_pod(rendered, url, {"EXPECTED_LABEL": given}, tmp_path)
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        assert f"PASS: label {given!r}" in passed.stdout and "--text" in passed.stdout
+
+        wrong = _run_test_pod(rendered, url, {"EXPECTED_LABEL": other}, tmp_path)
+        assert wrong.returncode != 0
+        assert f"FAIL: label {given!r}, expected {other!r}" in wrong.stderr

@@ -14,3 +14,9 @@ from tests.ovms_fixture_server import FixtureServer
 def fixture_server(published_model) -> Iterator[FixtureServer]:
     with FixtureServer(Path(published_model.path).parent.parent) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def classifier_server(published_classifier) -> Iterator[FixtureServer]:
+    with FixtureServer(Path(published_classifier.path).parent.parent) as server:
+        yield server

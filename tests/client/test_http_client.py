@@ -21,8 +21,9 @@ from qatflow.client.errors import (
     InputMismatchError,
     ServerUnavailableError,
 )
-from qatflow.client.http import HttpQuestionAnswering
+from qatflow.client.http import HttpQuestionAnswering, HttpTextClassification
 from qatflow.client.retry import RetryPolicy
+from qatflow.core.classification import Prediction
 from qatflow.local import free_port
 
 from .ask_command import run_ask
@@ -37,10 +38,25 @@ class QuestionAnsweringApp:
         self.delay = 0.0
         self.app = FastAPI()
         self.app.post("/v1/question-answering")(self.answer)
+        self.app.post("/v1/text-classification")(self.classify)
         self.app.get("/v2/health/ready")(self.health)
 
     async def health(self) -> JSONResponse:
         return JSONResponse({"ready": self.ready}, status_code=200 if self.ready else 503)
+
+    async def classify(self, request: Request) -> JSONResponse:
+        """Labels by the text's length: "long" past 10 characters, else "short"."""
+        body = await request.json()
+        self.requests.append(body)
+
+        def one(item: dict) -> dict:
+            ranked = ["long", "short"] if len(item["text"]) > 10 else ["short", "long"]
+            labels = [{"label": ranked[0], "score": 0.9}, {"label": ranked[1], "score": 0.1}]
+            return {"labels": labels} if item.get("top_k", 1) > 1 else labels[0]
+
+        if "inputs" in body:
+            return JSONResponse({"outputs": [one(item) for item in body["inputs"]]})
+        return JSONResponse(one(body))
 
     async def answer(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -212,3 +228,38 @@ def test_cli_exit_codes_for_refused_and_unreachable(http_service, service):
 
     result = run_ask("--url", "127.0.0.1:8080", "--question", "Who?", "--context", "x")
     assert result.returncode == 2 and "http://" in result.stderr
+
+
+def test_text_classification_requests_and_replies(http_service, service):
+    url, _ = http_service
+    client = HttpTextClassification(url)
+    try:
+        [single] = client.classify("tiny")
+        ranked = client.classify("a longer text", "with a pair", top_k=2)
+        batch = client.classify_many(["tiny", "a longer text"])
+    finally:
+        client.close()
+    assert single == Prediction("short", 0.9)
+    assert ranked == [Prediction("long", 0.9), Prediction("short", 0.1)]
+    assert batch == [[Prediction("short", 0.9)], [Prediction("long", 0.9)]]
+    assert service.requests[:2] == [
+        {"text": "tiny"},
+        {"text": "a longer text", "text_pair": "with a pair", "top_k": 2},
+    ]
+    assert service.requests[2] == {"inputs": [{"text": "tiny"}, {"text": "a longer text"}]}
+
+
+def test_cli_classifies_text_rows_over_http(http_service, service, tmp_path):
+    url, _ = http_service
+    rows = tmp_path / "texts.csv"
+    rows.write_text("text\ntiny\na longer text\n")
+    result = run_ask("--url", url, "--input", str(rows), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"label": "short", "score": 0.9},
+        {"label": "long", "score": 0.9},
+    ]
+    result = run_ask("--url", url, "--text", "tiny", "--max-answer-len", "3")
+    assert result.returncode == 2 and "question answering only" in result.stderr
+    result = run_ask("--url", url, "--text", "tiny", "--question", "Who?")
+    assert result.returncode == 2 and "not both" in result.stderr

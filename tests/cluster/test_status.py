@@ -289,3 +289,25 @@ def test_unreachable_cluster(kube_api, kubeconfig, capsys):
 @pytest.mark.parametrize("bad", [["--timeout", "0"], ["--poll-interval", "-1"]])
 def test_bad_arguments(kubeconfig, bad, capsys):
     assert main(["status", RELEASE, "--kubeconfig", str(kubeconfig), *bad]) == problems.EXIT_USAGE
+
+
+def test_multi_node_training_follows_rank_zero_only(kube_api, kubeconfig, capsys):
+    job, pod, deployment = install(kube_api)
+    job["spec"].update(completionMode="Indexed", completions=2, parallelism=2)
+    index = "batch.kubernetes.io/job-completion-index"
+    pod["metadata"]["annotations"] = {index: "0"}
+    worker = k8s.job_pod(job, suffix="1-w9q4z")
+    worker["metadata"]["annotations"] = {index: "1"}
+    k8s.set_container_state(worker, "running")
+    kube_api.add(worker)
+    kube_api.logs[pod["metadata"]["name"]] = TRAINING_LOG
+    kube_api.logs[worker["metadata"]["name"]] = ["[rank 1/2] rank 1 finished training"]
+    finish_training(kube_api, job, pod, deployment)
+    kube_api.after_reads("Deployment", 4, lambda api: k8s.deployment_available(deployment))
+
+    assert follow(kubeconfig) == problems.EXIT_READY
+
+    out = capsys.readouterr().out
+    assert "published bert-qa version 1" in out
+    assert "rank 1 finished training" not in out
+    assert "retried" not in out

@@ -10,7 +10,7 @@ def test_defaults_without_any_source():
     settings = TrainingSettings.load(environ={})
     assert settings.max_seq_length == 256
     assert settings.doc_stride == 128
-    assert settings.accuracy_tolerance == 1.0
+    assert settings.accuracy_tolerance == 2.0
 
 
 def test_precedence_cli_over_env_over_yaml(tmp_path: Path):

@@ -147,3 +147,23 @@ def test_pinned_version_and_nireq(published_model):
 def test_cli_usage_errors():
     assert ovms_config("--model", "qa", "--pin-version").returncode == 2
     assert ovms_config("--model", "qa", "--nireq", "0").returncode == 2
+
+
+def test_config_of_a_text_classification_model_is_checked_against_its_logits(
+    published_classifier, tmp_path
+):
+    output = tmp_path / "config.json"
+    result = ovms_config(
+        "--model",
+        published_classifier.name,
+        "--models-dir",
+        str(published_classifier.path.parent.parent),
+        "--output",
+        str(output),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(output.read_text()) == config_for_version(published_classifier)
+    config = config_for_version(published_classifier)
+    check_against_ir(config, published_classifier.ir_path, ["logits"])
+    with pytest.raises(OvmsConfigError, match="start_logits"):
+        check_against_ir(config, published_classifier.ir_path, ["start_logits"])

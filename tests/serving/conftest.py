@@ -91,6 +91,9 @@ class ServiceProcess:
     def ask(self, body: Any) -> httpx.Response:
         return self.client.post("/v1/question-answering", json=body)
 
+    def classify(self, body: Any) -> httpx.Response:
+        return self.client.post("/v1/text-classification", json=body)
+
     def metrics(self) -> str:
         return self.client.get("/metrics").text
 
@@ -124,16 +127,15 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
         service.terminate()
 
 
-@pytest.fixture(scope="session")
-def services(
-    published_model: ModelVersion, tmp_path_factory: pytest.TempPathFactory
+def both_backends(
+    version: ModelVersion, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
-    """Both backends serving the published model, started side by side to share the wait."""
-    logs = tmp_path_factory.mktemp("service-logs")
-    models_dir = published_model.path.parent.parent
+    """Both backends serving ``version``, started side by side to share the wait."""
+    logs = tmp_path_factory.mktemp(f"{version.name}-service-logs")
+    models_dir = version.path.parent.parent
     running = {
         backend: ServiceProcess(
-            backend, models_dir, logs / f"{backend}.log", model_name=published_model.name
+            backend, models_dir, logs / f"{backend}.log", model_name=version.name
         )
         for backend in ("optimum", "onnxruntime")
     }
@@ -144,6 +146,22 @@ def services(
     finally:
         for service in running.values():
             service.terminate()
+
+
+@pytest.fixture(scope="session")
+def services(
+    published_model: ModelVersion, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ServiceProcess]]:
+    """Both backends serving the published question-answering model."""
+    yield from both_backends(published_model, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def classifier_services(
+    published_classifier: ModelVersion, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ServiceProcess]]:
+    """Both backends serving the published text-classification model."""
+    yield from both_backends(published_classifier, tmp_path_factory)
 
 
 def publish_copy(

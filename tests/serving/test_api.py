@@ -280,3 +280,15 @@ def test_openapi_documents_the_api(services: dict[str, ServiceProcess]) -> None:
     assert {"question", "context", "top_k", "max_answer_len"} <= set(
         schema["components"]["schemas"]["QuestionAnsweringInput"]["properties"]
     )
+
+
+def test_text_classification_endpoint_of_a_question_answering_model_is_404(
+    services: dict[str, ServiceProcess],
+) -> None:
+    for service in services.values():
+        response = service.classify({"text": "Who lives in Velmora?"})
+        assert response.status_code == 404
+        assert response.json() == {
+            "error": "this service serves a question-answering model; use "
+            "/v1/question-answering (not /v1/text-classification)"
+        }

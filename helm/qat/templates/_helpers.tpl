@@ -230,3 +230,105 @@ helm.sh/hook: pre-install
 helm.sh/hook-weight: "-10"
 helm.sh/resource-policy: keep
 {{- end }}
+
+{{/*
+Name of the training Job (and, for a multi-node run, of its headless Service).
+*/}}
+{{- define "qat.trainingName" -}}
+{{- printf "%s-training" (include "qat.fullname" .) }}
+{{- end }}
+
+{{/*
+When training runs: on install, and on every upgrade with retrainOnUpgrade.
+*/}}
+{{- define "qat.trainingHook" -}}
+{{- ternary "pre-install,pre-upgrade" "pre-install" .Values.training.retrainOnUpgrade }}
+{{- end }}
+
+{{/*
+Training layouts that cannot work fail rendering with what to change.
+*/}}
+{{- define "qat.checkTrainingLayout" -}}
+{{- $training := .Values.training }}
+{{- $persistence := .Values.persistence }}
+{{- $nodes := int $training.nodes }}
+{{- $gpus := int $training.gpu.count }}
+{{- if gt $nodes 1 }}
+{{- if $persistence.hostPath.path }}
+{{- fail (printf "training.nodes=%d: every training pod mounts the model volume read-write, and persistence.hostPath.path is a different directory on each node; use a ReadWriteMany claim instead (persistence.accessModes [ReadWriteMany], or persistence.existingClaim)" $nodes) }}
+{{- else if and $persistence.enabled (not $persistence.existingClaim) (not (has "ReadWriteMany" $persistence.accessModes)) }}
+{{- fail (printf "training.nodes=%d: every training pod mounts the model volume read-write from its own node, so persistence.accessModes must include ReadWriteMany (got %s), or persistence.existingClaim must name a ReadWriteMany claim" $nodes (toJson $persistence.accessModes)) }}
+{{- end }}
+{{- $hostname := printf "%s-%d" (include "qat.trainingName" .) (sub $nodes 1) }}
+{{- if gt (len $hostname) 63 }}
+{{- fail (printf "training.nodes=%d: pod host name %s is longer than 63 characters; use a shorter release name or fullnameOverride" $nodes $hostname) }}
+{{- end }}
+{{- end }}
+{{- if and (gt $gpus 0) (gt (int $training.processesPerNode) $gpus) }}
+{{- fail (printf "training.processesPerNode=%d: each process trains on its own GPU, but training.gpu.count is %d" (int $training.processesPerNode) $gpus) }}
+{{- end }}
+{{- if and (eq (toString $training.settings.device) "cuda") (eq $gpus 0) }}
+{{- fail "training.settings.device=cuda needs a GPU on the training pod: set training.gpu.count" }}
+{{- end }}
+{{- end }}
+
+{{/*
+training.preset as a YAML list of names: "" none, a name one, or a list layered in order.
+*/}}
+{{- define "qat.trainingPresets" -}}
+{{- $preset := .Values.training.preset }}
+{{- if kindIs "string" $preset }}
+{{- $preset = ternary (list $preset) (list) (ne $preset "") }}
+{{- end }}
+{{- toYaml $preset }}
+{{- end }}
+
+{{/*
+The training settings the Job receives, as YAML: training.gpu.count > 0 turns device cpu into
+cuda, and with a preset only the settings that differ from their defaults are kept, since the
+environment beats the preset.
+*/}}
+{{- define "qat.trainingSettings" -}}
+{{- $settings := deepCopy .Values.training.settings }}
+{{- if and (gt (int .Values.training.gpu.count) 0) (eq (toString $settings.device) "cpu") }}
+{{- $_ := set $settings "device" "cuda" }}
+{{- end }}
+{{- if include "qat.trainingPresets" . | fromYamlArray }}
+{{- $defaults := .Files.Get "files/training-defaults.yaml" | fromYaml }}
+{{- range $key, $value := deepCopy $settings }}
+{{- if eq (include "qat.settingValue" $value) (include "qat.settingValue" (get $defaults $key)) }}
+{{- $_ := unset $settings $key }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $settings }}
+{{- end }}
+
+{{/*
+The training command: the training module for one process, else torchrun around `qatflow
+train`; several pods use a static rendezvous hosted by the first pod (index 0).
+*/}}
+{{- define "qat.trainingCommand" -}}
+{{- $nodes := int .Values.training.nodes }}
+{{- $processes := int .Values.training.processesPerNode }}
+{{- if and (eq $nodes 1) (eq $processes 1) }}
+- python
+- -m
+- qatflow.training
+{{- else }}
+{{- $job := include "qat.trainingName" . }}
+- torchrun
+- {{ printf "--nnodes=%d" $nodes | quote }}
+- {{ printf "--nproc-per-node=%d" $processes | quote }}
+{{- if eq $nodes 1 }}
+- --standalone
+{{- else }}
+- "--node-rank=$(JOB_COMPLETION_INDEX)"
+- {{ printf "--master-addr=%s-0.%s" $job $job | quote }}
+- {{ printf "--master-port=%d" (int .Values.training.rendezvousPort) | quote }}
+{{- end }}
+- --no-python
+- qatflow
+- train
+{{- end }}
+{{- end }}

@@ -1,12 +1,17 @@
-"""``qatflow ask``: question answering against a running service, HTTP or gRPC.
+"""``qatflow ask``: question answering or text classification against a running service.
 
   qatflow ask --url http://127.0.0.1:8080 --question Q --context C
+  qatflow ask --url http://127.0.0.1:8080 --text "a text to classify"
   qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model qa --models-dir models --input q.csv
   qatflow ask ... --iterations 200        # benchmark: p50/p90/p99 latency and throughput
 
+Over HTTP the inputs choose the endpoint (--question/--context or question,context rows: question
+answering; --text or text rows: text classification). Over gRPC the published model's manifest
+names the task, and the inputs must match it.
+
 Exit codes: 0 answered, 2 usage, 3 bad input (file or question), 4 server unavailable,
-5 model not found, 6 input/shape/dtype mismatch or request refused, 7 deadline exceeded,
-8 other server error.
+5 model not found (or a service of the other task), 6 input/shape/dtype mismatch or request
+refused, 7 deadline exceeded, 8 other server error.
 """
 
 from __future__ import annotations
@@ -15,26 +20,18 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from qatflow.client.errors import ClientError
-    from qatflow.client.inputs import QuestionPair
-    from qatflow.core.qa import Answer
+    from qatflow.client.inputs import Inputs
 
 EXIT_OK = 0
 EXIT_USAGE = 2
-
-
-class QuestionAnswering(Protocol):
-    """What both the HTTP and the gRPC clients offer."""
-
-    def ask(
-        self, question: str, context: str, *, top_k: int = 1, max_answer_len: int | None = None
-    ) -> list[Answer]: ...
-
-    def close(self) -> None: ...
+QUESTION_ANSWERING = "question-answering"
+TEXT_CLASSIFICATION = "text-classification"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,15 +57,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="published models; the tokenizer is read from here (gRPC)",
     )
-    parser.add_argument("--question", help="the question")
-    parser.add_argument("--context", help="the text holding the answer")
+    parser.add_argument("--question", help="the question (question answering)")
+    parser.add_argument("--context", help="the text holding the answer (question answering)")
+    parser.add_argument("--text", help="the text to classify (text classification)")
+    parser.add_argument(
+        "--text-pair", metavar="TEXT", help="the second text, for a model of text pairs"
+    )
     parser.add_argument(
         "--input",
         type=Path,
         metavar="FILE",
-        help="CSV (header question,context) or JSONL of questions",
+        help="CSV (header question,context or text[,text_pair]) or JSONL of such objects",
     )
-    parser.add_argument("--top-k", type=_positive_int, default=1, metavar="K")
+    parser.add_argument(
+        "--top-k", type=_positive_int, default=1, metavar="K", help="answers or labels per input"
+    )
     parser.add_argument(
         "--max-answer-len",
         type=_positive_int,
@@ -76,7 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest answer in tokens (default: the model's or the service's own)",
     )
     parser.add_argument(
-        "--json", action="store_true", help="one JSON object per answer: answer, score, start, end"
+        "--json",
+        action="store_true",
+        help="one JSON object per answer (answer, score, start, end) or label (label, score)",
     )
     parser.add_argument(
         "--iterations",
@@ -110,31 +115,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qatflow.client.errors import BadInputError, ClientError
-    from qatflow.client.inputs import checked_pair, read_pairs
 
     try:
-        if args.input is not None:
-            if args.question or args.context:
-                return _usage("give --input or --question/--context, not both")
-            pairs = read_pairs(args.input)
-        elif args.question is None or args.context is None:
-            return _usage("give --question and --context, or --input FILE")
-        else:
-            pairs = [checked_pair(args.question, args.context, "command line")]
+        task, inputs = _read_inputs(args)
+    except _UsageError as error:
+        return _usage(str(error))
     except BadInputError as error:
         return _fail(error)
+    if task == TEXT_CLASSIFICATION and args.max_answer_len is not None:
+        return _usage("--max-answer-len applies to question answering only")
 
     try:
-        client = _open_client(args)
+        client = _open_client(args, task)
     except _UsageError as error:
         return _usage(str(error))
     except ClientError as error:
         return _fail(error)
     try:
+        send = _sender(client, task, args)
         if args.iterations:
-            _benchmark(client, pairs, args)
+            _benchmark(send, inputs, args)
         else:
-            _answer(client, pairs, args)
+            _print_results(send, inputs, task, args)
     except ClientError as error:
         return _fail(error)
     finally:
@@ -146,17 +148,40 @@ class _UsageError(Exception):
     pass
 
 
-def _open_client(args: argparse.Namespace) -> QuestionAnswering:
+def _read_inputs(args: argparse.Namespace) -> tuple[str, Inputs]:
+    """The task the inputs ask for, and the inputs, from --input or the flags."""
+    from qatflow.client.inputs import checked_pair, checked_text, read_inputs
+
+    questions = args.question is not None or args.context is not None
+    texts = args.text is not None or args.text_pair is not None
+    if args.input is not None:
+        if questions or texts:
+            raise _UsageError("give --input, or --question/--context, or --text; not several")
+        return read_inputs(args.input)
+    if questions and texts:
+        raise _UsageError("give --question/--context or --text, not both")
+    if texts:
+        if args.text is None:
+            raise _UsageError("--text-pair needs --text")
+        return TEXT_CLASSIFICATION, [checked_text(args.text, args.text_pair, "command line")]
+    if args.question is None or args.context is None:
+        raise _UsageError("give --question and --context, or --text, or --input FILE")
+    return QUESTION_ANSWERING, [checked_pair(args.question, args.context, "command line")]
+
+
+def _open_client(args: argparse.Namespace, task: str) -> Any:
     from qatflow.client.retry import RetryPolicy
 
     retry = RetryPolicy(attempts=args.retries + 1)
     if args.url:
-        from qatflow.client.http import HttpQuestionAnswering
+        from qatflow.client.http import HttpQuestionAnswering, HttpTextClassification
 
         if not args.url.startswith(("http://", "https://")):
             raise _UsageError(f"--url must start with http:// or https://, got {args.url!r}")
-        return HttpQuestionAnswering(args.url, timeout=args.timeout, retry=retry)
+        http = HttpTextClassification if task == TEXT_CLASSIFICATION else HttpQuestionAnswering
+        return http(args.url, timeout=args.timeout, retry=retry)
 
+    from qatflow.client.grpc_classification import GrpcTextClassification
     from qatflow.client.grpc_qa import GrpcQuestionAnswering
     from qatflow.client.protocol import connect
     from qatflow.core.artifacts import ArtifactError, find_latest
@@ -174,8 +199,16 @@ def _open_client(args: argparse.Namespace) -> QuestionAnswering:
     if version is None:
         what = f"model {args.model!r}" if args.model else "model"
         raise _UsageError(f"no published {what} under {args.models_dir}")
+    if version.task != task:
+        wanted = (
+            "--text or text rows"
+            if version.task == TEXT_CLASSIFICATION
+            else ("--question/--context or question,context rows")
+        )
+        raise _UsageError(f"model {version.name!r} is a {version.task} model: give {wanted}")
+    grpc = GrpcTextClassification if task == TEXT_CLASSIFICATION else GrpcQuestionAnswering
     protocol = connect(args.protocol, args.grpc, timeout=args.timeout)
-    client = GrpcQuestionAnswering(protocol, args.model or version.name, version, retry=retry)
+    client = grpc(protocol, args.model or version.name, version, retry=retry)
     try:
         client.check()
     except Exception:
@@ -184,29 +217,47 @@ def _open_client(args: argparse.Namespace) -> QuestionAnswering:
     return client
 
 
-def _answer(client: QuestionAnswering, pairs: list[QuestionPair], args: argparse.Namespace) -> None:
-    rows: list[tuple[str, Answer, float]] = []
-    for pair in pairs:
+def _sender(client: Any, task: str, args: argparse.Namespace) -> Callable[[Any], list[Any]]:
+    """One input -> its answers or labels, best first."""
+    if task == TEXT_CLASSIFICATION:
+        return lambda item: client.classify(item.text, item.text_pair, top_k=args.top_k)
+    return lambda item: client.ask(
+        item.question, item.context, top_k=args.top_k, max_answer_len=args.max_answer_len
+    )
+
+
+def _print_results(
+    send: Callable[[Any], list[Any]], inputs: Inputs, task: str, args: argparse.Namespace
+) -> None:
+    rows: list[tuple[str, ...]] = []
+    item: Any
+    for item in inputs:
         started = time.perf_counter()
-        answers = client.ask(
-            pair.question, pair.context, top_k=args.top_k, max_answer_len=args.max_answer_len
-        )
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        results = send(item)
+        ms = f"{(time.perf_counter() - started) * 1000.0:.1f}"
         if args.json:
-            for answer in answers:
-                print(json.dumps(answer.as_dict(), ensure_ascii=False), flush=True)
+            for result in results:
+                print(json.dumps(result.as_dict(), ensure_ascii=False), flush=True)
         else:
-            rows.extend((pair.question, answer, elapsed_ms) for answer in answers)
+            rows += [_row(task, item, result, ms) for result in results]
     if rows:
-        _print_table(rows)
+        _print_table(_HEADERS[task], rows)
 
 
-def _print_table(rows: list[tuple[str, Answer, float]]) -> None:
-    header = ("question", "answer", "score", "span", "ms")
-    cells = [
-        (_clip(q, 40), _clip(a.answer, 40), f"{a.score:.4f}", f"{a.start}-{a.end}", f"{ms:.1f}")
-        for q, a, ms in rows
-    ]
+_HEADERS = {
+    QUESTION_ANSWERING: ("question", "answer", "score", "span", "ms"),
+    TEXT_CLASSIFICATION: ("text", "label", "score", "ms"),
+}
+
+
+def _row(task: str, item: Any, result: Any, ms: str) -> tuple[str, ...]:
+    if task == TEXT_CLASSIFICATION:
+        return (_clip(item.text, 50), result.label, f"{result.score:.4f}", ms)
+    span = f"{result.start}-{result.end}"
+    return (_clip(item.question, 40), _clip(result.answer, 40), f"{result.score:.4f}", span, ms)
+
+
+def _print_table(header: tuple[str, ...], cells: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
     for row in [header, *cells]:
         print(
@@ -214,24 +265,16 @@ def _print_table(rows: list[tuple[str, Answer, float]]) -> None:
         )
 
 
-def _benchmark(
-    client: QuestionAnswering, pairs: list[QuestionPair], args: argparse.Namespace
-) -> None:
+def _benchmark(send: Callable[[Any], list[Any]], inputs: Inputs, args: argparse.Namespace) -> None:
     from qatflow.client.bench import summarize
 
-    def ask(index: int) -> None:
-        pair = pairs[index % len(pairs)]
-        client.ask(
-            pair.question, pair.context, top_k=args.top_k, max_answer_len=args.max_answer_len
-        )
-
     for index in range(args.warmup):
-        ask(index)
+        send(inputs[index % len(inputs)])
     latencies = []
     started = time.perf_counter()
     for index in range(args.iterations):
         sent = time.perf_counter()
-        ask(index)
+        send(inputs[index % len(inputs)])
         latencies.append(time.perf_counter() - sent)
     summary = summarize(latencies, time.perf_counter() - started)
     print(json.dumps(summary.as_dict()) if args.json else summary.describe())

@@ -1,87 +1,27 @@
 """Question answering against a model served over gRPC (OpenVINO Model Server).
 
-The server only runs the network: tokenization into stride windows and span selection happen
-here with ``qatflow.core.qa`` and the published model's own tokenizer, as in the HTTP services.
+Tokenization into stride windows and span selection happen here with ``qatflow.core.qa`` and
+the published model's own tokenizer, as in the HTTP services.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from qatflow.client.errors import BadInputError, InputMismatchError
-from qatflow.client.protocol import InferenceProtocol, ModelSignature
-from qatflow.client.retry import RetryPolicy, with_retries
+from qatflow.client.grpc_model import GrpcModel
 from qatflow.core import qa
-from qatflow.core.artifacts import ModelVersion
-
-log = logging.getLogger("qatflow.client")
 
 _START, _END = "start_logits", "end_logits"
 
 
-class GrpcQuestionAnswering:
+class GrpcQuestionAnswering(GrpcModel):
     """Asks ``model`` on a gRPC server, reading tokenizer and window sizes from ``version``."""
 
-    def __init__(
-        self,
-        protocol: InferenceProtocol,
-        model: str,
-        version: ModelVersion,
-        *,
-        retry: RetryPolicy | None = None,
-        tokenizer: Any = None,
-    ) -> None:
-        self.protocol = protocol
-        self.model = model
-        self.version = version
-        self.retry = retry or RetryPolicy()
-        if tokenizer is None:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(version.path)
-        self.tokenizer = tokenizer
-        self.max_length = int(version.manifest["max_seq_length"])
-        self.doc_stride = int(version.manifest["doc_stride"])
-        self.inputs = [str(name) for name in version.manifest["inputs"]]
+    def configure(self, manifest: dict[str, Any]) -> None:
+        self.doc_stride = int(manifest["doc_stride"])
         self.outputs = [_START, _END]
-        self.max_answer_len = int(version.manifest.get("max_answer_length", 30))
-
-    def check(self) -> ModelSignature:
-        """Fail early, with the reason, when the served model does not take what we send."""
-        signature = with_retries(
-            lambda: self.protocol.model_metadata(self.model),
-            self.retry,
-            f"metadata of model {self.model!r}",
-        )
-        for name in self.inputs:
-            spec = signature.input(name)
-            if spec is None:
-                raise InputMismatchError(
-                    f"model {self.model!r} has no input {name!r} "
-                    f"(it takes {[s.name for s in signature.inputs]})"
-                )
-            if spec.dtype != "int64" or len(spec.shape) != 2:
-                raise InputMismatchError(
-                    f"model {self.model!r} input {name!r} is {spec.dtype}{list(spec.shape)}, "
-                    "expected int64 [batch, sequence]"
-                )
-        unknown = [spec.name for spec in signature.inputs if spec.name not in self.inputs]
-        if unknown:
-            raise InputMismatchError(f"model {self.model!r} also requires inputs {unknown}")
-        for name in self.outputs:
-            spec = signature.output(name)
-            if spec is None or spec.dtype != "float32" or len(spec.shape) != 2:
-                raise InputMismatchError(
-                    f"model {self.model!r} lacks a float32 [batch, sequence] output {name!r}"
-                )
-        if signature.version and signature.version != str(self.version.version):
-            log.warning(
-                "server serves version %s, the tokenizer is from version %s",
-                signature.version,
-                self.version.version,
-            )
-        return signature
+        self.max_answer_len = int(manifest.get("max_answer_length", 30))
 
     def ask(
         self, question: str, context: str, *, top_k: int = 1, max_answer_len: int | None = None
@@ -108,12 +48,7 @@ class GrpcQuestionAnswering:
         except qa.QuestionTooLongError as error:
             raise BadInputError(str(error)) from None
         arrays = qa.pad(features, self.tokenizer.pad_token_id)
-        inputs = {name: arrays[name] for name in self.inputs}
-        outputs = with_retries(
-            lambda: self.protocol.infer(self.model, inputs, self.outputs),
-            self.retry,
-            f"inference on model {self.model!r}",
-        )
+        outputs = self.infer(arrays)
         expected = arrays["input_ids"].shape
         for name in self.outputs:
             if outputs[name].shape != expected:
@@ -127,6 +62,3 @@ class GrpcQuestionAnswering:
             top_k=top_k,
             max_answer_len=max_answer_len or self.max_answer_len,
         )
-
-    def close(self) -> None:
-        self.protocol.close()

@@ -33,6 +33,7 @@ TRAINING_CONTAINER = "training"
 _SUMMARY = re.compile(r"\bsummary: .*")
 _PUBLISHED = re.compile(r"\bpublished \S+ version \d+ .*")
 _FAILURE = re.compile(r"\b(accuracy gate failed|training failed|configuration error)\b.*")
+_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 _MODEL_READY_PATH = re.compile(r"^/v2/models/([^/]+)/ready$")
 
 
@@ -183,6 +184,14 @@ class ReleaseFollower:
         pods = self._call(
             self.core.list_namespaced_pod, self.namespace, label_selector=selector
         ).items
+        if job.spec.completion_mode == "Indexed":
+            # A multi-node run: rank 0 (completion index 0) evaluates and publishes, so its log
+            # is the job's story; the other ranks' pods are not retries of it.
+            pods = [
+                pod
+                for pod in pods
+                if (pod.metadata.annotations or {}).get(_COMPLETION_INDEX) == "0"
+            ]
         return sorted(pods, key=lambda p: p.metadata.creation_timestamp)
 
     def _pod_log(self, pod: str) -> Iterator[str]:

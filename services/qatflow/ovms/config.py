@@ -1,4 +1,4 @@
-"""The OpenVINO Model Server configuration for a question-answering model.
+"""The OpenVINO Model Server configuration for a published model (either task).
 
 OVMS serves ``base_path = <mount>/<name>`` and treats every numeric subdirectory as a version,
 serving the highest: exactly the artifact contract's layout, so the volume is mounted as is.
@@ -21,7 +21,8 @@ REST_PORT = 8000
 # Where the chart mounts the shared models volume and the ConfigMap inside the OVMS container.
 MODELS_MOUNT = "/models"
 CONFIG_MOUNT = "/config/config.json"
-# What the artifact contract publishes when no model exists yet to read them from.
+# What the artifact contract publishes when no model exists yet to read them from (a
+# text-classification version names its own outputs, ["logits"], in its manifest).
 CONTRACT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 CONTRACT_OUTPUTS = ("start_logits", "end_logits")
 # Batch and sequence length both free: one compiled model serves any request shape.

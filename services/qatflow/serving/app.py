@@ -1,7 +1,9 @@
 """The HTTP API, the same whichever backend runs the model.
 
-``POST /v1/question-answering`` answers; ``/v2/health/*`` and ``/v2/models/{name}`` follow
-the Open Inference Protocol paths; ``/metrics`` serves Prometheus metrics.
+``POST /v1/question-answering`` answers and ``POST /v1/text-classification`` classifies (the
+endpoint of the loaded model's task; the other one answers 404); ``/v2/health/*`` and
+``/v2/models/{name}`` follow the Open Inference Protocol paths; ``/metrics`` serves Prometheus
+metrics.
 """
 
 from __future__ import annotations
@@ -21,9 +23,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import qatflow
+from qatflow.core.classification import Prediction
 from qatflow.core.qa import Answer, QuestionTooLongError
 from qatflow.serving.backends import create_backend
-from qatflow.serving.backends.base import Question, QuestionAnsweringBackend
+from qatflow.serving.backends.base import (
+    QUESTION_ANSWERING,
+    TEXT_CLASSIFICATION,
+    ModelBackend,
+    Question,
+    Text,
+    TextPairError,
+    WrongTaskError,
+)
 from qatflow.serving.errors import (
     BadRequestError,
     InvalidInputError,
@@ -35,14 +46,22 @@ from qatflow.serving.errors import (
 )
 from qatflow.serving.metrics import ServiceMetrics
 from qatflow.serving.schemas import (
+    CLASSIFICATION_ADAPTER,
+    QUESTION_ANSWERING_FORM,
     REQUEST_ADAPTER,
+    TEXT_CLASSIFICATION_FORM,
     AnswerOutput,
     AnswersOutput,
     BatchInput,
     BatchOutput,
     ErrorOutput,
+    LabelOutput,
+    LabelsOutput,
     ModelMetadata,
     QuestionAnsweringInput,
+    RequestForm,
+    TextClassificationBatchInput,
+    TextClassificationBatchOutput,
     parse_request,
 )
 from qatflow.serving.settings import ServeSettings
@@ -53,11 +72,16 @@ log = logging.getLogger("qatflow.serving")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOutput} for code in (400, 404, 413, 422, 503)
 }
+# task -> the endpoint that serves it
+ENDPOINTS = {
+    QUESTION_ANSWERING: "/v1/question-answering",
+    TEXT_CLASSIFICATION: "/v1/text-classification",
+}
 
 
 def create_app(
     settings: ServeSettings,
-    backend_factory: Callable[[], QuestionAnsweringBackend] | None = None,
+    backend_factory: Callable[[], ModelBackend] | None = None,
 ) -> FastAPI:
     metrics = ServiceMetrics()
     watcher = ModelWatcher(
@@ -78,9 +102,12 @@ def create_app(
             log.info("model unloaded, shutting down")
 
     app = FastAPI(
-        title="qatflow question answering",
+        title="qatflow inference",
         version=qatflow.__version__,
-        description="Extractive question answering with an INT8 model on OpenVINO.",
+        description=(
+            "Extractive question answering or text classification with an INT8 model on "
+            "OpenVINO; a service serves one model, so one of the two task endpoints."
+        ),
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -114,31 +141,39 @@ def create_app(
         summary="Answer questions about contexts",
         response_model=AnswerOutput | AnswersOutput | BatchOutput,
         responses=_ERRORS,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/QuestionAnsweringRequest"}
-                    }
-                },
-            }
-        },
+        openapi_extra=_json_body("QuestionAnsweringRequest"),
     )
     async def question_answering(request: Request) -> Response:
         """One ``{question, context}`` object, or ``{"inputs": [...]}`` for a batch."""
+        return await answer(request, QUESTION_ANSWERING, QUESTION_ANSWERING_FORM)
+
+    @app.post(
+        "/v1/text-classification",
+        summary="Classify texts or text pairs",
+        response_model=LabelOutput | LabelsOutput | TextClassificationBatchOutput,
+        responses=_ERRORS,
+        openapi_extra=_json_body("TextClassificationRequest"),
+    )
+    async def text_classification(request: Request) -> Response:
+        """One ``{text, text_pair?}`` object, or ``{"inputs": [...]}`` for a batch."""
+        return await answer(request, TEXT_CLASSIFICATION, TEXT_CLASSIFICATION_FORM)
+
+    async def answer(request: Request, task: str, form: RequestForm) -> Response:
         backend = watcher.current
         labels = (watcher.model_name, settings.backend)
         started = time.perf_counter()
         try:
+            if backend is not None and backend.task not in (None, task):
+                raise _wrong_task(backend.task, task)
             parsed = parse_request(
-                await read_body(request, settings.max_body_bytes), settings.max_batch_size
+                await read_body(request, settings.max_body_bytes), settings.max_batch_size, form
             )
             if backend is None or backend.version is None:
                 raise ModelNotReadyError("no model loaded yet; retry when /v2/health/ready says so")
             labels = (backend.version.name, settings.backend)
-            inputs = parsed.inputs if isinstance(parsed, BatchInput) else [parsed]
-            answers = await infer(backend, [_question(item) for item in inputs], labels)
+            batch = isinstance(parsed, BatchInput | TextClassificationBatchInput)
+            inputs = parsed.inputs if batch else [parsed]
+            replies = await infer(backend, inputs, labels)
         except Exception as error:
             code = error.status_code if isinstance(error, ServingError) else 500
             metrics.requests.labels(*labels, str(code)).inc()
@@ -146,14 +181,13 @@ def create_app(
             raise
         metrics.request_seconds.labels(*labels).observe(time.perf_counter() - started)
         metrics.requests.labels(*labels, "200").inc()
-        metrics.questions.labels(*labels).inc(len(inputs))
-        replies = [_reply(item, found) for item, found in zip(inputs, answers, strict=True)]
-        body = {"outputs": replies} if isinstance(parsed, BatchInput) else replies[0]
-        return JSONResponse(body)
+        counted = metrics.questions if task == QUESTION_ANSWERING else metrics.texts
+        counted.labels(*labels).inc(len(inputs))
+        return JSONResponse({"outputs": replies} if batch else replies[0])
 
     async def infer(
-        backend: QuestionAnsweringBackend, questions: list[Question], labels: tuple[str, str]
-    ) -> list[list[Answer]]:
+        backend: ModelBackend, inputs: Sequence[Any], labels: tuple[str, str]
+    ) -> list[dict[str, Any]]:
         # Refuse at once rather than queue without bound; the client (or its balancer) retries.
         if slots.locked():
             raise OverloadedError(
@@ -163,9 +197,11 @@ def create_app(
             metrics.in_flight.labels(*labels).inc()
             started = time.perf_counter()
             try:
-                return await run_in_threadpool(backend.predict, questions)
-            except QuestionTooLongError as error:
+                return await run_in_threadpool(_run, backend, inputs)
+            except (QuestionTooLongError, TextPairError) as error:
                 raise InvalidInputError(str(error)) from None
+            except WrongTaskError as error:  # a new version of the other task loaded meanwhile
+                raise _wrong_task(error.served, error.asked) from None
             finally:
                 metrics.inference_seconds.labels(*labels).observe(time.perf_counter() - started)
                 metrics.in_flight.labels(*labels).dec()
@@ -202,8 +238,9 @@ def create_app(
             platform=settings.backend,
             backend=settings.backend,
             task=version.task,
+            labels=backend.labels or None,
             inputs=_tensors(manifest.get("inputs", []), "INT64"),
-            outputs=_tensors(manifest.get("outputs", []), "FP32"),
+            outputs=_tensors(manifest.get("outputs", []), "FP32", len(backend.labels)),
             manifest={
                 key: manifest[key]
                 for key in (
@@ -211,6 +248,7 @@ def create_app(
                     "precision",
                     "max_seq_length",
                     "doc_stride",
+                    "text_pair",
                     "created",
                     "libraries",
                 )
@@ -245,18 +283,56 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _question(item: QuestionAnsweringInput) -> Question:
-    return Question(item.question, item.context, item.top_k, item.max_answer_len)
+def _run(backend: ModelBackend, inputs: Sequence[Any]) -> list[dict[str, Any]]:
+    """The reply of each input, computed in a worker thread."""
+    if inputs and isinstance(inputs[0], QuestionAnsweringInput):
+        questions = [Question(i.question, i.context, i.top_k, i.max_answer_len) for i in inputs]
+        answers = backend.predict(questions)
+        return [_reply(item.top_k, found) for item, found in zip(inputs, answers, strict=True)]
+    texts = [Text(item.text, item.text_pair, item.top_k) for item in inputs]
+    predictions = backend.classify(texts)
+    return [_labels(item.top_k, found) for item, found in zip(inputs, predictions, strict=True)]
 
 
-def _reply(item: QuestionAnsweringInput, answers: Sequence[Answer]) -> dict[str, Any]:
-    if item.top_k == 1:
+def _reply(top_k: int, answers: Sequence[Answer]) -> dict[str, Any]:
+    if top_k == 1:
         return answers[0].as_dict()
     return {"answers": [answer.as_dict() for answer in answers]}
 
 
-def _tensors(names: Sequence[str], datatype: str) -> list[dict[str, Any]]:
-    return [{"name": name, "datatype": datatype, "shape": [-1, -1]} for name in names]
+def _labels(top_k: int, predictions: Sequence[Prediction]) -> dict[str, Any]:
+    if top_k == 1:
+        return predictions[0].as_dict()
+    return {"labels": [prediction.as_dict() for prediction in predictions]}
+
+
+def _wrong_task(served: str | None, asked: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"this service serves a {served} model; use {ENDPOINTS.get(served or '', 'its endpoint')} "
+        f"(not {ENDPOINTS[asked]})"
+    )
+
+
+def _json_body(schema: str) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that parses its body itself (see ``_openapi``)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+    }
+
+
+def _tensors(names: Sequence[str], datatype: str, classes: int = 0) -> list[dict[str, Any]]:
+    # A classifier's logits have one column per label; every other tensor is [batch, sequence].
+    return [
+        {
+            "name": name,
+            "datatype": datatype,
+            "shape": [-1, classes] if name == "logits" and classes else [-1, -1],
+        }
+        for name in names
+    ]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -269,5 +345,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(body.pop("$defs", {}))
         components["QuestionAnsweringRequest"] = body
+        body = CLASSIFICATION_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components["TextClassificationRequest"] = body
         app.openapi_schema = schema
     return app.openapi_schema

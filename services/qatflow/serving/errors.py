@@ -20,6 +20,8 @@ class BadRequestError(ServingError):
 
 
 class ModelNotFoundError(ServingError):
+    """No such model here, or the loaded model does the other task than the endpoint asked."""
+
     status_code = 404
 
 

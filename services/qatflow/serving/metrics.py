@@ -29,33 +29,39 @@ class ServiceMetrics:
         labels = ["model", "backend"]
         self.request_seconds = Histogram(
             "qatflow_request_duration_seconds",
-            "Latency of answered question-answering requests, body read to reply.",
+            "Latency of answered inference requests, body read to reply.",
             labels,
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.inference_seconds = Histogram(
             "qatflow_inference_duration_seconds",
-            "Time in tokenization, model inference and span post-processing.",
+            "Time in tokenization, model inference and post-processing.",
             labels,
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.requests = Counter(
             "qatflow_requests",
-            "Question-answering requests by HTTP status code.",
+            "Inference requests (either task) by HTTP status code.",
             [*labels, "code"],
             registry=self.registry,
         )
         self.errors = Counter(
             "qatflow_request_errors",
-            "Question-answering requests answered with an error, by kind.",
+            "Inference requests answered with an error, by kind.",
             [*labels, "code", "kind"],
             registry=self.registry,
         )
         self.questions = Counter(
             "qatflow_questions",
             "Questions answered (a batch request counts each of its inputs).",
+            labels,
+            registry=self.registry,
+        )
+        self.texts = Counter(
+            "qatflow_texts",
+            "Texts classified (a batch request counts each of its inputs).",
             labels,
             registry=self.registry,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
@@ -66,27 +67,102 @@ RequestBody = Annotated[
 REQUEST_ADAPTER: TypeAdapter[QuestionAnsweringInput | BatchInput] = TypeAdapter(RequestBody)
 
 
-def parse_request(body: bytes, max_batch_size: int) -> QuestionAnsweringInput | BatchInput:
+class TextClassificationInput(BaseModel):
+    """One text (or text pair) to classify."""
+
+    model_config = _STRICT
+
+    text: str = Field(
+        min_length=1,
+        description="The text to classify; tokens past the model's max_seq_length are ignored.",
+    )
+    text_pair: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The second text, only for a model trained on text pairs (manifest text_pair).",
+    )
+    top_k: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="How many labels to return, most probable first (at most all of them).",
+    )
+
+
+class TextClassificationBatchInput(BaseModel):
+    """Several independent texts classified in one call."""
+
+    model_config = _STRICT
+
+    inputs: list[TextClassificationInput] = Field(min_length=1)
+
+
+class LabelOutput(BaseModel):
+    label: str = Field(description="The label's name, as the model's manifest lists it.")
+    score: float = Field(description="Softmax probability of the label.")
+
+
+class LabelsOutput(BaseModel):
+    """The reply when ``top_k`` > 1."""
+
+    labels: list[LabelOutput]
+
+
+class TextClassificationBatchOutput(BaseModel):
+    """One entry per input, in order: a label, or ``{"labels": [...]}`` when top_k > 1."""
+
+    outputs: list[LabelOutput | LabelsOutput]
+
+
+ClassificationBody = Annotated[
+    Annotated[TextClassificationInput, Tag("single")]
+    | Annotated[TextClassificationBatchInput, Tag("batch")],
+    Discriminator(_kind),
+]
+CLASSIFICATION_ADAPTER: TypeAdapter[TextClassificationInput | TextClassificationBatchInput] = (
+    TypeAdapter(ClassificationBody)
+)
+
+
+@dataclass(frozen=True)
+class RequestForm:
+    """How one endpoint's body is validated, and how its errors name the expected fields."""
+
+    adapter: TypeAdapter[Any]
+    fields: str
+
+
+QUESTION_ANSWERING_FORM = RequestForm(REQUEST_ADAPTER, "question and context")
+TEXT_CLASSIFICATION_FORM = RequestForm(CLASSIFICATION_ADAPTER, "text")
+
+
+def parse_request(
+    body: bytes, max_batch_size: int, form: RequestForm = QUESTION_ANSWERING_FORM
+) -> Any:
     """Bytes to a validated request, or the 400/422 error that says what is wrong."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise BadRequestError(f"body is not valid UTF-8 (byte {error.start})") from None
     if not text.strip():
-        raise BadRequestError("empty body: send a JSON object with question and context")
+        raise BadRequestError(f"empty body: send a JSON object with {form.fields}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise BadRequestError(f"body is not valid JSON: {error}") from None
+    except RecursionError:
+        # The stdlib parser recurses per nesting level; a hostile body must not become a 500.
+        raise BadRequestError("body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
-        raise InvalidInputError("body must be a JSON object with question and context, or inputs")
+        raise InvalidInputError(f"body must be a JSON object with {form.fields}, or inputs")
     try:
-        parsed = REQUEST_ADAPTER.validate_python(data)
+        parsed = form.adapter.validate_python(data)
     except ValidationError as error:
         raise InvalidInputError(describe(error)) from None
-    if isinstance(parsed, BatchInput) and len(parsed.inputs) > max_batch_size:
+    inputs = getattr(parsed, "inputs", None)
+    if inputs is not None and len(inputs) > max_batch_size:
         raise InvalidInputError(
-            f"too many inputs: {len(parsed.inputs)}, at most {max_batch_size} per request"
+            f"too many inputs: {len(inputs)}, at most {max_batch_size} per request"
         )
     return parsed
 
@@ -115,7 +191,10 @@ class ModelMetadata(BaseModel):
     version: int
     platform: str = Field(description="The runtime serving it: optimum or onnxruntime.")
     backend: str
-    task: str
+    task: str = Field(description="question-answering or text-classification.")
+    labels: list[str] | None = Field(
+        default=None, description="Label names by class id (text classification only)."
+    )
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
     manifest: dict[str, Any] = Field(description="Summary of the published manifest.")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from qatflow.core.artifacts import ArtifactError, ModelVersion, find_latest, open_version, verify
-from qatflow.serving.backends.base import QuestionAnsweringBackend
+from qatflow.serving.backends.base import ModelBackend
 from qatflow.serving.metrics import ServiceMetrics
 from qatflow.serving.settings import ServeSettings
 
@@ -34,7 +34,7 @@ class ModelWatcher:
     def __init__(
         self,
         settings: ServeSettings,
-        backend_factory: Callable[[], QuestionAnsweringBackend],
+        backend_factory: Callable[[], ModelBackend],
         metrics: ServiceMetrics,
         backend_name: str,
     ) -> None:
@@ -42,7 +42,7 @@ class ModelWatcher:
         self.backend_factory = backend_factory
         self.metrics = metrics
         self.backend_name = backend_name
-        self.current: QuestionAnsweringBackend | None = None
+        self.current: ModelBackend | None = None
         self._refused: dict[tuple[str, int], Fingerprint] = {}
         self._last_problem = ""
 
@@ -132,7 +132,7 @@ class ModelWatcher:
             return True
         return candidate.version > served.version
 
-    def _verify_and_load(self, version: ModelVersion) -> QuestionAnsweringBackend:
+    def _verify_and_load(self, version: ModelVersion) -> ModelBackend:
         verify(version)
         backend = self.backend_factory()
         backend.load(version)

@@ -17,9 +17,13 @@ import contextlib
 import importlib.metadata
 import importlib.resources
 import logging
+import os
 import random
+import shutil
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -198,8 +202,11 @@ class _Job:
         if not self.world.is_main:
             return
         fp32_dir = self.settings.scratch_dir / f"{self.settings.published_name}-fp32"
-        model.save_pretrained(fp32_dir)
-        self.tokenizer.save_pretrained(fp32_dir)
+        # Two runs may share the scratch directory: each writes its own copy, then swaps it in.
+        private = fp32_dir.with_name(f"{fp32_dir.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        model.save_pretrained(private)
+        self.tokenizer.save_pretrained(private)
+        _swap_in(private, fp32_dir)
         self.metrics["fp32_model_dir"] = str(fp32_dir)
 
     def _fine_tuned(self, model: Any, head_trained: bool, label: str) -> Any:
@@ -332,11 +339,11 @@ class _Job:
 
         settings, task, metrics = self.settings, self.task, self.metrics
         with artifacts.staging_dir(settings.output_dir, settings.published_name) as staged:
-            with self.step("Export INT8 OpenVINO IR and ONNX"):
+            with self.step("Export INT8 ONNX and OpenVINO IR"):
                 export_started = time.perf_counter()
                 example = task.example_inputs()
-                ir_path = export.export_openvino(quantized, example, task.output_names, staged)
                 onnx_path = export.export_onnx(quantized, example, task.output_names, staged)
+                ir_path = export.export_openvino(onnx_path, staged)
                 self.tokenizer.save_pretrained(staged)
                 model.config.save_pretrained(staged)
                 self.timings["export_seconds"] = time.perf_counter() - export_started
@@ -426,6 +433,23 @@ class _Job:
             return scores
 
 
+def _swap_in(new: Path, final: Path) -> None:
+    """Put directory ``new`` at ``final``: readers see the old or the new one, never half of one.
+    When another run swaps its copy in between our two renames, ours goes in after it."""
+    for attempt in range(10):
+        old = final.with_name(f"{new.name}.old{attempt}")
+        with contextlib.suppress(FileNotFoundError):
+            final.rename(old)
+        try:
+            new.rename(final)
+        except OSError:  # another run's copy arrived first: move it aside too
+            continue
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    raise OSError(f"cannot replace {final}: other runs keep replacing it")
+
+
 def _on(model: Any, device: torch.device) -> Any:
     """The model moved to the training device (in place, as torch does)."""
     return model.to(device)
@@ -463,7 +487,7 @@ def _log_summary(metrics: dict[str, Any], metric: str) -> None:
     for title, key in rows:
         log.info("%-*s" + " %9.2f" * len(names), width, title, *(metrics[key][n] for n in names))
     log.info(
-        "summary (%s): baseline %s %.2f | fp32 %.2f | ptq %.2f | int8 %.2f | "
+        "summary: %s | baseline %s %.2f | fp32 %.2f | ptq %.2f | int8 %.2f | "
         "int8 vs fp32 %+.2f | int8 vs baseline %+.2f",
         metrics["mode"],
         metric,

@@ -32,7 +32,7 @@ def calibrate(model: torch.nn.Module, samples: list[dict[str, Any]]) -> torch.nn
 def save_checkpoint(model: torch.nn.Module, path: Path) -> None:
     """Quantizer layout and weights: enough to rebuild the model with ``load_checkpoint``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # concurrent runs: one tmp each
     torch.save({"nncf_config": nncf.torch.get_config(model), "state_dict": model.state_dict()}, tmp)
     os.replace(tmp, path)
 

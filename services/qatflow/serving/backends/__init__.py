@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from qatflow.serving.backends.base import QuestionAnsweringBackend
+from qatflow.serving.backends.base import ModelBackend
 from qatflow.serving.settings import ServeSettings
 
 # --backend value -> class implementing it
@@ -14,11 +14,11 @@ BACKENDS = {
 }
 
 
-def backend_class(name: str) -> type[QuestionAnsweringBackend]:
+def backend_class(name: str) -> type[ModelBackend]:
     module_name, _, class_name = BACKENDS[name].partition(":")
-    cls: type[QuestionAnsweringBackend] = getattr(importlib.import_module(module_name), class_name)
+    cls: type[ModelBackend] = getattr(importlib.import_module(module_name), class_name)
     return cls
 
 
-def create_backend(settings: ServeSettings) -> QuestionAnsweringBackend:
+def create_backend(settings: ServeSettings) -> ModelBackend:
     return backend_class(settings.backend)(settings)

@@ -1,7 +1,8 @@
-"""What every backend shares: tokenization into stride windows and span post-processing.
+"""What every backend shares: tokenization and post-processing of both tasks.
 
-A backend only turns padded int64 arrays into start/end logits; everything around that comes
-from ``qatflow.core.qa`` so both runtimes give the same answers as training's evaluation.
+A backend only turns padded int64 arrays into the model's named outputs; everything around that
+comes from ``qatflow.core.qa`` (question answering) or ``qatflow.core.classification`` (text
+classification), so both runtimes give the same results as training's evaluation.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from qatflow.core import qa
+from qatflow.core import classification, qa
 from qatflow.core.artifacts import ModelVersion
 from qatflow.serving.settings import ServeSettings
 
-_WINDOWS_PER_INFERENCE = 16
+QUESTION_ANSWERING = "question-answering"
+TEXT_CLASSIFICATION = classification.TASK
+TASKS = (QUESTION_ANSWERING, TEXT_CLASSIFICATION)
+# The outputs each task's model has, when an older manifest does not name them.
+TASK_OUTPUTS = {QUESTION_ANSWERING: ["start_logits", "end_logits"], TEXT_CLASSIFICATION: ["logits"]}
+
+_ROWS_PER_INFERENCE = 16
 
 
 @dataclass(frozen=True)
@@ -30,14 +37,40 @@ class Question:
     max_answer_len: int | None = None
 
 
-class QuestionAnsweringBackend(ABC):
-    """One loaded model version on one runtime. ``load`` blocks: call it off the event loop."""
+@dataclass(frozen=True)
+class Text:
+    """One text (or text pair) to classify."""
+
+    text: str
+    text_pair: str | None = None
+    top_k: int = 1
+
+
+class WrongTaskError(ValueError):
+    """The loaded model does the other task."""
+
+    def __init__(self, served: str, asked: str) -> None:
+        super().__init__(f"this service serves a {served} model, not {asked}")
+        self.served = served
+        self.asked = asked
+
+
+class TextPairError(ValueError):
+    """A text pair sent to a single-text model, or a single text to a text-pair model."""
+
+
+class ModelBackend(ABC):
+    """One loaded model version on one runtime, of whichever task its manifest names.
+
+    ``load`` blocks: call it off the event loop.
+    """
 
     name: ClassVar[str]
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.version: ModelVersion | None = None
+        self.labels: list[str] = []
         self._tokenizer: Any = None
         # Fast tokenizers mutate their truncation state per call: one caller at a time.
         self._tokenizer_lock = threading.Lock()
@@ -51,11 +84,23 @@ class QuestionAnsweringBackend(ABC):
     def ready(self) -> bool:
         return self.version is not None
 
+    @property
+    def task(self) -> str | None:
+        return self.version.task if self.version is not None else None
+
     def load(self, version: ModelVersion) -> None:
         from transformers import AutoTokenizer
 
+        if version.task not in TASKS:
+            raise ValueError(f"unsupported task {version.task!r} (this service runs {TASKS})")
+        labels = (
+            classification.labels_of(version.manifest)
+            if version.task == TEXT_CLASSIFICATION
+            else []
+        )
         self._tokenizer = AutoTokenizer.from_pretrained(version.path)
         self._load_runtime(version)
+        self.labels = labels
         self.version = version
 
     def unload(self) -> None:
@@ -65,10 +110,7 @@ class QuestionAnsweringBackend(ABC):
 
     def predict(self, questions: Sequence[Question]) -> list[list[qa.Answer]]:
         """The best answers of each question; ``qa.QuestionTooLongError`` for a long question."""
-        version = self.version
-        if version is None:
-            raise RuntimeError("predict() before load()")
-        manifest = version.manifest
+        manifest = self._manifest_for(QUESTION_ANSWERING)
         with self._tokenizer_lock:
             features = qa.encode(
                 self._tokenizer,
@@ -77,9 +119,8 @@ class QuestionAnsweringBackend(ABC):
                 max_length=int(manifest["max_seq_length"]),
                 doc_stride=int(manifest["doc_stride"]),
             )
-        arrays = qa.pad(features, self._tokenizer.pad_token_id)
-        wanted = manifest.get("inputs") or list(arrays)
-        start_logits, end_logits = self._run_in_chunks({name: arrays[name] for name in wanted})
+        outputs = self._run_in_chunks(qa.pad(features, self._tokenizer.pad_token_id))
+        start_logits, end_logits = outputs["start_logits"], outputs["end_logits"]
         contexts = [q.context for q in questions]
         answers: list[list[qa.Answer]] = []
         # Questions differ in top_k and max_answer_len, so post-process each on its own windows.
@@ -98,19 +139,48 @@ class QuestionAnsweringBackend(ABC):
             )
         return answers
 
-    def _run_in_chunks(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def classify(self, texts: Sequence[Text]) -> list[list[classification.Prediction]]:
+        """The most probable labels of each text; text past max_seq_length is truncated."""
+        manifest = self._manifest_for(TEXT_CLASSIFICATION)
+        pairs = _text_pairs(texts, bool(manifest.get("text_pair", False)))
+        with self._tokenizer_lock:
+            arrays = classification.encode(
+                self._tokenizer,
+                [item.text for item in texts],
+                pairs,
+                max_length=int(manifest["max_seq_length"]),
+            )
+        logits = self._run_in_chunks(arrays)["logits"]
+        return [
+            classification.predictions(logits[row : row + 1], self.labels, top_k=item.top_k)[0]
+            for row, item in enumerate(texts)
+        ]
+
+    def _manifest_for(self, task: str) -> dict[str, Any]:
+        version = self.version
+        if version is None:
+            raise RuntimeError("inference before load()")
+        if version.task != task:
+            raise WrongTaskError(version.task, task)
+        return version.manifest
+
+    def _run_in_chunks(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # A very long context makes many windows; bounded chunks bound the memory one request takes.
+        assert self.version is not None
+        wanted = self.version.manifest.get("inputs") or list(arrays)
+        inputs = {name: arrays[name] for name in wanted}
         total = next(iter(inputs.values())).shape[0]
-        starts, ends = [], []
-        for first in range(0, total, _WINDOWS_PER_INFERENCE):
-            chunk = {
-                name: array[first : first + _WINDOWS_PER_INFERENCE]
-                for name, array in inputs.items()
-            }
-            start, end = self._logits(chunk)
-            starts.append(start)
-            ends.append(end)
-        return np.concatenate(starts), np.concatenate(ends)
+        chunks = [
+            self._infer(
+                {name: array[first : first + _ROWS_PER_INFERENCE] for name, array in inputs.items()}
+            )
+            for first in range(0, total, _ROWS_PER_INFERENCE)
+        ]
+        return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
+
+    def output_names(self, version: ModelVersion) -> list[str]:
+        """The outputs to read: the manifest's, or the task's usual ones."""
+        return [str(name) for name in version.manifest.get("outputs") or TASK_OUTPUTS[version.task]]
 
     @abstractmethod
     def _load_runtime(self, version: ModelVersion) -> None:
@@ -121,5 +191,19 @@ class QuestionAnsweringBackend(ABC):
         """Release the runtime's memory."""
 
     @abstractmethod
-    def _logits(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """start_logits and end_logits, float32 [windows, sequence]; must be thread-safe."""
+    def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's outputs by name, float32 arrays; must be thread-safe."""
+
+
+def _text_pairs(texts: Sequence[Text], model_takes_pairs: bool) -> list[str] | None:
+    """The second texts, checked against what the model was trained on."""
+    for index, item in enumerate(texts):
+        if model_takes_pairs and item.text_pair is None:
+            raise TextPairError(
+                f"input {index}: this model classifies text pairs; give text_pair as well"
+            )
+        if not model_takes_pairs and item.text_pair is not None:
+            raise TextPairError(
+                f"input {index}: this model classifies single texts; leave out text_pair"
+            )
+    return [str(item.text_pair) for item in texts] if model_takes_pairs else None

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 
 from qatflow.core.artifacts import ModelVersion
-from qatflow.serving.backends.base import QuestionAnsweringBackend
+from qatflow.serving.backends.base import ModelBackend
 from qatflow.serving.errors import BackendUnavailableError
 from qatflow.serving.settings import ServeSettings
 
 PROVIDER = "OpenVINOExecutionProvider"
 
 
-class OnnxRuntimeBackend(QuestionAnsweringBackend):
+class OnnxRuntimeBackend(ModelBackend):
     name = "onnxruntime"
 
     def __init__(self, settings: ServeSettings) -> None:
@@ -69,14 +69,17 @@ class OnnxRuntimeBackend(QuestionAnsweringBackend):
             raise BackendUnavailableError(
                 f"ONNX Runtime did not enable {PROVIDER} (got {providers})"
             )
-        self._output_names = list(version.manifest.get("outputs") or ["start_logits", "end_logits"])
+        self._output_names = self.output_names(version)
 
     def _unload_runtime(self) -> None:
         self._session = None
 
-    def _logits(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        start, end = self._session.run(self._output_names, inputs)  # thread-safe in ORT
-        return np.asarray(start), np.asarray(end)
+    def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self._session.run(self._output_names, inputs)  # thread-safe in ORT
+        return {
+            name: np.asarray(result)
+            for name, result in zip(self._output_names, results, strict=True)
+        }
 
 
 def _option_text(value: Any) -> str:

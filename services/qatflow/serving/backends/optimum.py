@@ -1,26 +1,35 @@
-"""Optimum-Intel backend: ``OVModelForQuestionAnswering`` on the published INT8 OpenVINO IR."""
+"""Optimum-Intel backend: ``OVModelForQuestionAnswering`` or ``OVModelForSequenceClassification``
+(whichever the manifest's task names) on the published INT8 OpenVINO IR."""
 
 from __future__ import annotations
 
-import threading
+import queue
 from typing import Any
 
 import numpy as np
 
 from qatflow.core.artifacts import ModelVersion
-from qatflow.serving.backends.base import QuestionAnsweringBackend
+from qatflow.serving.backends.base import QUESTION_ANSWERING, TEXT_CLASSIFICATION, ModelBackend
 from qatflow.serving.errors import BackendUnavailableError
 from qatflow.serving.settings import ServeSettings
 
+# task -> Optimum-Intel class that loads and compiles its IR
+MODEL_CLASSES = {
+    QUESTION_ANSWERING: "OVModelForQuestionAnswering",
+    TEXT_CLASSIFICATION: "OVModelForSequenceClassification",
+}
 
-class OptimumBackend(QuestionAnsweringBackend):
+
+class OptimumBackend(ModelBackend):
     name = "optimum"
 
     def __init__(self, settings: ServeSettings) -> None:
         super().__init__(settings)
         self._model: Any = None
-        # The model infers through one shared infer request, which is not safe to share.
-        self._infer_lock = threading.Lock()
+        self._output_names: list[str] = []
+        # One infer request per inference slot: an infer request serves one caller at a time,
+        # and a pool lets concurrent requests run in parallel instead of queueing on one lock.
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     @classmethod
     def check_available(cls) -> None:
@@ -40,20 +49,34 @@ class OptimumBackend(QuestionAnsweringBackend):
         return config
 
     def _load_runtime(self, version: ModelVersion) -> None:
-        from optimum.intel import OVModelForQuestionAnswering
+        import optimum.intel
 
-        self._model = OVModelForQuestionAnswering.from_pretrained(
+        model_class = getattr(optimum.intel, MODEL_CLASSES[version.task])
+        self._model = model_class.from_pretrained(
             str(version.path),  # optimum's file lookup takes only a str
             file_name=str(version.ir_path.relative_to(version.path)),
             ov_config=self.ov_config(),
             export=False,
             compile=True,
         )
+        compiled = self._model.request  # the CompiledModel Optimum built with our ov_config
+        self._output_names = self.output_names(version)
+        declared = {name for port in compiled.outputs for name in port.get_names()}
+        missing = [name for name in self._output_names if name not in declared]
+        if missing:
+            raise ValueError(f"{version.ir_path.name} lacks the outputs {missing}")
+        for _ in range(self.settings.max_concurrency):
+            self._requests.put(compiled.create_infer_request())
 
     def _unload_runtime(self) -> None:
         self._model = None
+        self._requests = queue.SimpleQueue()
 
-    def _logits(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        with self._infer_lock:
-            output = self._model(**inputs)
-        return np.asarray(output.start_logits), np.asarray(output.end_logits)
+    def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        request = self._requests.get()
+        try:
+            results = request.infer(inputs)
+            # The request reuses its output buffers on the next call: copy before returning it.
+            return {name: np.array(results[name], copy=True) for name in self._output_names}
+        finally:
+            self._requests.put(request)

@@ -1,0 +1,60 @@
+"""Text classification against a model served over gRPC (OpenVINO Model Server).
+
+Tokenization and the softmax over labels happen here with ``qatflow.core.classification``,
+the published model's tokenizer and the label names of its manifest, as in the HTTP services.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qatflow.client.errors import BadInputError, InputMismatchError
+from qatflow.client.grpc_model import GrpcModel
+from qatflow.client.protocol import ModelSignature
+from qatflow.core import classification
+
+_LOGITS = "logits"
+
+
+class GrpcTextClassification(GrpcModel):
+    """Classifies with ``model`` on a gRPC server; labels come from ``version``'s manifest."""
+
+    def configure(self, manifest: dict[str, Any]) -> None:
+        self.labels = classification.labels_of(manifest)
+        self.text_pair = bool(manifest.get("text_pair", False))
+        self.outputs = [_LOGITS]
+
+    def check(self) -> ModelSignature:
+        signature = super().check()
+        classes = signature.output(_LOGITS).shape[-1]  # type: ignore[union-attr]
+        if classes not in (-1, len(self.labels)):
+            raise InputMismatchError(
+                f"model {self.model!r} has {classes} classes, its manifest lists "
+                f"{len(self.labels)} labels"
+            )
+        return signature
+
+    def classify(
+        self, text: str, text_pair: str | None = None, *, top_k: int = 1
+    ) -> list[classification.Prediction]:
+        pairs = None if text_pair is None else [text_pair]
+        return self.classify_many([text], pairs, top_k=top_k)[0]
+
+    def classify_many(
+        self, texts: list[str], text_pairs: list[str] | None = None, *, top_k: int = 1
+    ) -> list[list[classification.Prediction]]:
+        """One inference request holding every text; text past max_seq_length is truncated."""
+        if self.text_pair and text_pairs is None:
+            raise BadInputError(f"model {self.model!r} classifies text pairs: give text_pair too")
+        if not self.text_pair and text_pairs is not None:
+            raise BadInputError(f"model {self.model!r} classifies single texts: drop text_pair")
+        arrays = classification.encode(
+            self.tokenizer, texts, text_pairs, max_length=self.max_length
+        )
+        logits = self.infer(arrays)[_LOGITS]
+        if logits.shape != (len(texts), len(self.labels)):
+            raise InputMismatchError(
+                f"output logits has shape {list(logits.shape)}, "
+                f"not {[len(texts), len(self.labels)]}"
+            )
+        return classification.predictions(logits, self.labels, top_k=top_k)

@@ -1,0 +1,129 @@
+"""``qatflow ask`` classifying texts over gRPC (KServe v2 and TF-Serving) with the OVMS stand-in."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import openvino as ov
+import pytest
+from transformers import AutoTokenizer
+
+from qatflow.client.errors import BadInputError
+from qatflow.client.grpc_classification import GrpcTextClassification
+from qatflow.client.protocol import connect
+from qatflow.training import synthetic_classification as synthetic
+
+from .ask_command import run_ask
+
+PROTOCOLS = ["kserve", "tfs"]
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    examples = synthetic.generate_sentiment("validation", 12, 3)
+    long = examples[0].text + " " + " ".join(synthetic._FILLER * 60)  # truncated to the model
+    return [long] + [example.text for example in examples[1:]]
+
+
+def direct_probabilities(version, texts) -> np.ndarray:
+    """The IR run in-process by OpenVINO, one text at a time, tokenized by the tokenizer itself."""
+    tokenizer = AutoTokenizer.from_pretrained(version.path)
+    compiled = ov.Core().compile_model(str(version.ir_path), "CPU")
+    rows = []
+    for text in texts:
+        encoded = tokenizer(
+            text,
+            truncation=True,
+            max_length=version.manifest["max_seq_length"],
+            return_tensors="np",
+        )
+        inputs = {name: encoded[name].astype(np.int64) for name in version.manifest["inputs"]}
+        logits = compiled(inputs)["logits"][0].astype(np.float64)
+        rows.append(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum())
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_library_classifies_like_openvino_in_process(
+    protocol, classifier_server, published_classifier, texts
+):
+    labels = published_classifier.manifest["labels"]
+    expected = direct_probabilities(published_classifier, texts)
+    client = GrpcTextClassification(
+        connect(protocol, classifier_server.address, timeout=10),
+        published_classifier.name,
+        published_classifier,
+    )
+    try:
+        client.check()
+        batch = client.classify_many(texts, top_k=len(labels))
+        single = client.classify(texts[1])
+        with pytest.raises(BadInputError, match="single texts"):
+            client.classify(texts[1], "a second text")
+    finally:
+        client.close()
+    got = np.array([[{p.label: p.score for p in row}[label] for label in labels] for row in batch])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert single == batch[1][:1]
+    assert [row[0].label for row in batch] == [labels[i] for i in expected.argmax(axis=1)]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_cli_prints_label_and_score(protocol, classifier_server, published_classifier, texts):
+    expected = direct_probabilities(published_classifier, texts[:2])
+    labels = published_classifier.manifest["labels"]
+    common = [
+        "--grpc",
+        classifier_server.address,
+        "--protocol",
+        protocol,
+        "--models-dir",
+        str(published_classifier.path.parent.parent),
+    ]
+    result = run_ask(*common, "--text", texts[1], "--json")
+    assert result.returncode == 0, result.stderr
+    [reply] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert reply["label"] == labels[int(expected[1].argmax())]
+    assert reply["score"] == pytest.approx(float(expected[1].max()), abs=1e-4)
+
+    result = run_ask(*common, "--text", texts[0], "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["text", "label", "score", "ms"]
+    order = np.argsort(-expected[0])
+    for line, index in zip(lines[1:], order, strict=True):
+        assert f" {labels[index]} " in line and f"{expected[0][index]:.4f}" in line
+
+
+def test_cli_reads_a_file_of_text_rows(classifier_server, published_classifier, texts, tmp_path):
+    rows = tmp_path / "texts.jsonl"
+    rows.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts[:4]))
+    result = run_ask(
+        "--grpc",
+        classifier_server.address,
+        "--models-dir",
+        str(published_classifier.path.parent.parent),
+        "--input",
+        str(rows),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    expected = direct_probabilities(published_classifier, texts[:4])
+    got = [json.loads(line)["score"] for line in result.stdout.splitlines()]
+    assert got == pytest.approx(list(expected.max(axis=1)), abs=1e-4)
+
+
+def test_question_for_a_classifier_is_a_usage_error(classifier_server, published_classifier):
+    result = run_ask(
+        "--grpc",
+        classifier_server.address,
+        "--models-dir",
+        str(published_classifier.path.parent.parent),
+        "--question",
+        "Who?",
+        "--context",
+        "Alice.",
+    )
+    assert result.returncode == 2
+    assert "is a text-classification model: give --text" in result.stderr
