@@ -44,14 +44,28 @@ def tiny_training_overrides(model_dir: Path, output_dir: Path) -> dict[str, obje
 
 
 def build_tiny_model(directory: Path) -> Path:
-    """A 2-layer, 64-wide BERT with a WordPiece vocabulary covering the embedded data set."""
-    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+    """A 2-layer, 64-wide BERT for question answering with a WordPiece vocabulary covering the
+    embedded data set."""
+    from transformers import BertForQuestionAnswering
 
     from qatflow.training import synthetic
 
+    examples = synthetic.generate("train", 300, 0) + synthetic.generate("validation", 100, 0)
+    return _build_tiny_bert(
+        directory,
+        [f"{example.question} {example.context}" for example in examples],
+        BertForQuestionAnswering,
+    )
+
+
+def _build_tiny_bert(directory: Path, texts: list[str], model_class: type) -> Path:
+    """Save a tiny BERT of ``model_class`` and a WordPiece tokenizer whose whole words are
+    those of ``texts`` (characters as ``##`` pieces for the rest)."""
+    from transformers import BertConfig, BertTokenizerFast
+
     words: set[str] = set()
-    for example in synthetic.generate("train", 300, 0) + synthetic.generate("validation", 100, 0):
-        words.update(re.findall(r"\w+|[^\w\s]", (example.question + " " + example.context).lower()))
+    for text in texts:
+        words.update(re.findall(r"\w+|[^\w\s]", text.lower()))
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     characters = sorted({c for word in words for c in word})
     vocab = special + sorted(words) + [f"##{c}" for c in characters]
@@ -68,7 +82,7 @@ def build_tiny_model(directory: Path) -> Path:
         intermediate_size=128,
         max_position_embeddings=256,
     )
-    BertForQuestionAnswering(config).save_pretrained(directory)
+    model_class(config).save_pretrained(directory)
     return directory
 
 
@@ -96,35 +110,16 @@ TINY_CLASSIFIER_NAME = "tiny-classifier"
 def build_tiny_classifier(directory: Path) -> Path:
     """A 2-layer, 64-wide BERT encoder (no task head, like the embedded MiniLM) with a WordPiece
     vocabulary covering the embedded classification data sets."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertModel
 
     from qatflow.training import synthetic_classification as synthetic
 
-    words: set[str] = set()
+    texts = []
     for split, count in (("train", 1000), ("validation", 300)):
         examples = synthetic.generate_sentiment(split, count, 0)
         examples += synthetic.generate_paraphrase(split, count, 0)
-        for example in examples:
-            text = f"{example.text} {example.text_pair or ''}".lower()
-            words.update(re.findall(r"\w+|[^\w\s]", text))
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    characters = sorted({c for word in words for c in word})
-    vocab = special + sorted(words) + [f"##{c}" for c in characters]
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
-    # transformers 5 ignores ``vocab_file=`` in the constructor; from_pretrained reads vocab.txt.
-    tokenizer = BertTokenizerFast.from_pretrained(directory, do_lower_case=True)
-    tokenizer.save_pretrained(directory)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=256,
-    )
-    BertModel(config).save_pretrained(directory)
-    return directory
+        texts += [f"{example.text} {example.text_pair or ''}" for example in examples]
+    return _build_tiny_bert(directory, texts, BertModel)
 
 
 def tiny_classifier_overrides(model_dir: Path, output_dir: Path) -> dict[str, object]:

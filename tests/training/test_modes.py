@@ -119,6 +119,7 @@ def test_distillation_brings_the_student_closer_to_the_teacher(published_model, 
         output_names=task.output_names,
         temperature=2.0,
         alpha=1.0,  # the KL term alone: what this test measures
+        per_token=True,
     )
     batches = list(task.train_batches(1.0, 16, seed=5))
 
@@ -234,3 +235,29 @@ def test_unknown_preset_is_a_usage_error(tmp_path):
     assert result.returncode == 2
     assert "invalid choice: 'nope'" in result.stderr
     assert "distillation_qat" in result.stderr
+
+
+@pytest.mark.slow
+def test_classification_distils_into_a_smaller_student(tiny_classifier_dir, tmp_path):
+    from tests.conftest import tiny_classifier_overrides
+
+    values = tiny_classifier_overrides(tiny_classifier_dir, tmp_path)
+    values.update(
+        mode="distillation_qat",
+        student_layers=1,
+        max_train_samples=200,
+        max_eval_samples=60,
+        epochs=4.0,
+        model_name="tiny-classifier-student",
+    )
+    version = run_pipeline(TrainingSettings.load(overrides=values, environ={}))
+    assert version is not None
+    metrics = version.metrics()
+    assert version.manifest["task"] == "text-classification"
+    for stage in STAGES:
+        assert set(metrics[stage]) == {"accuracy", "f1", "samples"}
+    assert (metrics["student"]["layers"], metrics["student"]["teacher_layers"]) == (1, 2)
+    assert (
+        metrics["timings"]["distillation_training"]["last_loss"]
+        < (metrics["timings"]["distillation_training"]["first_loss"])
+    )

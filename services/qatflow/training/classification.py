@@ -12,13 +12,13 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
+from qatflow.training.batching import length_grouped_batches
 from qatflow.training.classification_data import (
     ClassificationExample,
     Columns,
     load_classification_data,
 )
 from qatflow.training.config import TrainingSettings
-from qatflow.training.question_answering import length_grouped_batches
 from qatflow.training.task import Infer
 
 log = logging.getLogger(__name__)

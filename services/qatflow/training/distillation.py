@@ -29,12 +29,14 @@ class DistillationLoss:
         output_names: Sequence[str],
         temperature: float,
         alpha: float,
+        per_token: bool,
     ) -> None:
         self.teacher = teacher.eval().requires_grad_(False)
         self.input_names = list(input_names)
         self.output_names = list(output_names)
         self.temperature = temperature
         self.alpha = alpha
+        self.per_token = per_token  # logits over tokens (answer start/end), not over labels
 
     def __call__(self, student: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         outputs = student(**batch)
@@ -51,8 +53,8 @@ class DistillationLoss:
         self, student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
         t = self.temperature
-        if mask is not None and student.shape == mask.shape:
-            # Per-token logits (answer start/end): padding is no candidate for either model.
+        if self.per_token and mask is not None:
+            # Padding is no answer-start or -end candidate for either model.
             padding = mask == 0
             student = student.masked_fill(padding, -1e4)
             teacher = teacher.masked_fill(padding, -1e4)

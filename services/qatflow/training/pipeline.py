@@ -257,6 +257,7 @@ class _Job:
                 output_names=self.task.output_names,
                 temperature=settings.distillation_temperature,
                 alpha=settings.distillation_alpha,
+                per_token=settings.task == "question-answering",
             )
             _on(student, self.device)
             self.timings["distillation_training"] = self._train(

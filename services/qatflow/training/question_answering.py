@@ -14,6 +14,7 @@ from transformers import AutoModelForQuestionAnswering, PreTrainedModel
 
 from qatflow.core import qa
 from qatflow.core.squad import squad_scores
+from qatflow.training.batching import length_grouped_batches
 from qatflow.training.config import TrainingSettings
 from qatflow.training.data import QAExample, load_examples
 from qatflow.training.task import Infer
@@ -138,28 +139,6 @@ class QuestionAnsweringTask:
     def _tensors(self, features: list[qa.Feature]) -> dict[str, torch.Tensor]:
         arrays = qa.pad(features, self.tokenizer.pad_token_id)
         return {name: torch.from_numpy(arrays[name]) for name in INPUT_NAMES}
-
-
-def length_grouped_batches(
-    lengths: list[int], steps: int, batch_size: int, rng: random.Random
-) -> Iterator[list[int]]:
-    """Random batches of windows of similar length: far less padding than random batches.
-
-    Shuffle, sort within chunks of 32 batches by length, then shuffle the batches' order.
-    """
-    order: list[int] = []
-    while len(order) < steps * batch_size:
-        epoch = list(range(len(lengths)))
-        rng.shuffle(epoch)
-        order.extend(epoch)
-    order = order[: steps * batch_size]
-    chunk = batch_size * 32
-    batches = []
-    for begin in range(0, len(order), chunk):
-        ranked = sorted(order[begin : begin + chunk], key=lambda i: lengths[i])
-        batches += [ranked[i : i + batch_size] for i in range(0, len(ranked), batch_size)]
-    rng.shuffle(batches)
-    yield from batches
 
 
 def _pad_logits(logits: np.ndarray, width: int) -> np.ndarray:
