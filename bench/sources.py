@@ -44,8 +44,6 @@ class Sources:
 
 
 def load_sources(models_dir: Path, name: str | None) -> Sources:
-    from transformers import AutoTokenizer
-
     try:
         version = artifacts.find_latest(models_dir, name)
     except artifacts.ArtifactError as error:
@@ -65,7 +63,7 @@ def load_sources(models_dir: Path, name: str | None) -> Sources:
         metrics = {}
     notes: list[str] = []
     fp32_dir, origin = _fp32_source(version, metrics, Path(models_dir), notes)
-    tokenizer = AutoTokenizer.from_pretrained(version.path)
+    tokenizer = version.tokenizer()
     return Sources(version, metrics, fp32_dir, origin, tokenizer, notes)
 
 

@@ -35,11 +35,7 @@ class GrpcModel:
         self.model = model
         self.version = version
         self.retry = retry or RetryPolicy()
-        if tokenizer is None:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(version.path)
-        self.tokenizer = tokenizer
+        self.tokenizer = tokenizer if tokenizer is not None else version.tokenizer()
         self.max_length = int(version.manifest["max_seq_length"])
         self.inputs = [str(name) for name in version.manifest["inputs"]]
         self.configure(version.manifest)

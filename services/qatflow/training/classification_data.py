@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qatflow.training.data import EMBEDDED_PREFIX, EMBEDDED_SIZES, DataError
+from qatflow.training.data import (
+    EMBEDDED_PREFIX,
+    EMBEDDED_SIZES,
+    DataError,
+    load_hub,
+    read_text,
+    split_file,
+)
 
 TEXT_COLUMNS = ("sentence", "text", "sentence1")
 TEXT_PAIR_COLUMN = "sentence2"
@@ -157,16 +164,8 @@ def _read(dataset: str, split: str, config: str | None, limit: int | None) -> _S
 
 
 def _local(directory: Path, split: str) -> _Split:
-    found = [
-        directory / f"{split}.{ext}" for ext in _FORMATS if (directory / f"{split}.{ext}").is_file()
-    ]
-    if not found:
-        raise DataError(f"no {' / '.join(f'{split}.{ext}' for ext in _FORMATS)} in {directory}")
-    path = found[0]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"cannot read {path}: {error}") from None
+    path = split_file(directory, split, _FORMATS)
+    text = read_text(path)
     try:
         if path.suffix == ".csv":
             reader = csv.DictReader(text.splitlines())
@@ -186,17 +185,9 @@ def _local(directory: Path, split: str) -> _Split:
 
 
 def _hub(dataset: str, split: str, config: str | None) -> _Split:
-    try:
-        import datasets
-    except ImportError:
-        raise DataError(
-            f"{dataset!r} is not a local directory; loading hub data sets needs the 'datasets' "
-            "package (pip install datasets)"
-        ) from None
-    try:
-        loaded = datasets.load_dataset(dataset, config, split=split)
-    except Exception as error:  # hub, network and format errors all end the same way
-        raise DataError(f"cannot load {dataset!r} split {split!r} from the hub: {error}") from None
+    loaded = load_hub(dataset, split, config)
+    import datasets  # present: load_hub needed it
+
     names = {
         column: list(feature.names)
         for column, feature in loaded.features.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ def load_examples(
     elif Path(dataset).exists():
         examples = _local(Path(dataset), split)
     else:
-        examples = [_from_record(record) for record in _hub(dataset, split, config)]
+        examples = [_from_record(record) for record in load_hub(dataset, split, config)]
     examples = examples[:limit] if limit else examples
     if not examples:
         raise DataError(f"split {split!r} of {dataset!r} holds no examples")
@@ -53,17 +54,42 @@ def _embedded(dataset: str, split: str, limit: int | None, seed: int) -> list[QA
     )
 
 
-def _local(path: Path, split: str) -> list[QAExample]:
-    if path.is_dir():
-        candidates = [path / f"{split}.json", path / f"{split}.jsonl"]
-        found = [c for c in candidates if c.is_file()]
-        if not found:
-            raise DataError(f"no {split}.json or {split}.jsonl in {path}")
-        path = found[0]
+def split_file(directory: Path, split: str, extensions: Sequence[str]) -> Path:
+    """``<directory>/<split>.<ext>`` for the first extension that exists."""
+    for extension in extensions:
+        candidate = directory / f"{split}.{extension}"
+        if candidate.is_file():
+            return candidate
+    names = " / ".join(f"{split}.{extension}" for extension in extensions)
+    raise DataError(f"no {names} in {directory}")
+
+
+def read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"cannot read {path}: {error}") from None
+
+
+def load_hub(dataset: str, split: str, config: str | None) -> Any:
+    """One split of a Hugging Face hub data set (a ``datasets.Dataset``)."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"{dataset!r} is not a local path; loading hub data sets needs the 'datasets' "
+            "package (pip install datasets)"
+        ) from None
+    try:
+        return datasets.load_dataset(dataset, config, split=split)
+    except Exception as error:  # hub, network and format errors all end the same way
+        raise DataError(f"cannot load {dataset!r} split {split!r} from the hub: {error}") from None
+
+
+def _local(path: Path, split: str) -> list[QAExample]:
+    if path.is_dir():
+        path = split_file(path, split, ("json", "jsonl"))
+    text = read_text(path)
     try:
         if path.suffix == ".jsonl":
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -94,21 +120,6 @@ def _flatten_squad(data: Any) -> list[dict[str, Any]]:
                     }
                 )
     return records
-
-
-def _hub(dataset: str, split: str, config: str | None) -> list[dict[str, Any]]:
-    try:
-        import datasets
-    except ImportError:
-        raise DataError(
-            f"{dataset!r} is not a local path; loading hub data sets needs the 'datasets' "
-            "package (pip install datasets)"
-        ) from None
-    try:
-        loaded = datasets.load_dataset(dataset, config, split=split)
-    except Exception as error:  # hub, network and format errors all end the same way
-        raise DataError(f"cannot load {dataset!r} split {split!r} from the hub: {error}") from None
-    return list(loaded)
 
 
 def _from_record(record: dict[str, Any], source: str = "data set") -> QAExample:

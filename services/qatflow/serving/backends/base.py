@@ -89,8 +89,6 @@ class ModelBackend(ABC):
         return self.version.task if self.version is not None else None
 
     def load(self, version: ModelVersion) -> None:
-        from transformers import AutoTokenizer
-
         if version.task not in TASKS:
             raise ValueError(f"unsupported task {version.task!r} (this service runs {TASKS})")
         labels = (
@@ -98,7 +96,7 @@ class ModelBackend(ABC):
             if version.task == TEXT_CLASSIFICATION
             else []
         )
-        self._tokenizer = AutoTokenizer.from_pretrained(version.path)
+        self._tokenizer = version.tokenizer()
         self._load_runtime(version)
         self.labels = labels
         self.version = version
