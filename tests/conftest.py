@@ -153,3 +153,27 @@ def published_classifier(tiny_classifier_dir: Path, tmp_path_factory: pytest.Tem
         overrides=tiny_classifier_overrides(tiny_classifier_dir, models_dir), environ={}
     )
     return run_pipeline(settings)
+
+
+def ir_class_probabilities(version, texts: list[str]):
+    """Softmax of a classifier IR's logits computed outside any service or client: plain
+    OpenVINO, one unpadded text at a time, tokenized by the version's own tokenizer."""
+    import numpy as np
+    import openvino as ov
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(version.path)
+    compiled = ov.Core().compile_model(str(version.ir_path), "CPU")
+    rows = []
+    for text in texts:
+        encoded = tokenizer(
+            text,
+            truncation=True,
+            max_length=version.manifest["max_seq_length"],
+            return_tensors="np",
+        )
+        inputs = {name: encoded[name].astype(np.int64) for name in version.manifest["inputs"]}
+        logits = compiled(inputs)["logits"][0].astype(np.float64)
+        weights = np.exp(logits - logits.max())
+        rows.append(weights / weights.sum())
+    return np.array(rows)

@@ -71,6 +71,14 @@ def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
     return result
 
 
+def install_notes(*args: str) -> str:
+    """The NOTES a ``helm install`` prints (client-side dry run) with these extra arguments."""
+    out = run_helm(
+        "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client", *args
+    ).stdout
+    return out[out.index("NOTES:") :]
+
+
 def chart_values(values_file: Path | None) -> dict[str, Any]:
     """The chart defaults merged with one values file, as helm merges them (maps deep)."""
 

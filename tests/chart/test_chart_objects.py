@@ -521,20 +521,10 @@ def test_helm_test_pod_asks_the_deployed_service(rendered: Rendered) -> None:
 
 
 def test_notes_tell_how_to_watch_reach_and_query() -> None:
-    from .conftest import CHART, run_helm
+    from .conftest import install_notes
 
     for backend in sorted(BACKENDS):
-        out = run_helm(
-            "install",
-            RELEASE,
-            str(CHART),
-            "--namespace",
-            NAMESPACE,
-            "--dry-run=client",
-            "--set",
-            f"inference.backend={backend}",
-        ).stdout
-        notes = out[out.index("NOTES:") :]
+        notes = install_notes("--set", f"inference.backend={backend}")
         assert f"kubectl -n {NAMESPACE} logs -f job/{FULLNAME}-training" in notes
         assert "--timeout 30m" in notes, "activeDeadlineSeconds 1500 s + 5 minutes"
         assert f"qatflow status {RELEASE}" in notes

@@ -16,7 +16,16 @@ import yaml
 from qatflow.training import cli as training_cli
 from qatflow.training.config import TrainingSettings
 
-from .conftest import CHART, FULLNAME, NAMESPACE, RELEASE, Rendered, chart_values, render, run_helm
+from .conftest import (
+    CHART,
+    FULLNAME,
+    RELEASE,
+    Rendered,
+    chart_values,
+    install_notes,
+    render,
+    run_helm,
+)
 from .test_chart_objects import annotations_of, container, env_of, hook_weight, pod_spec
 
 pytestmark = pytest.mark.chart
@@ -190,17 +199,7 @@ def test_multinode_pods_may_reach_each_other(gang: Rendered) -> None:
 
 
 def test_multinode_notes_follow_the_first_pod() -> None:
-    out = run_helm(
-        "install",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        "--dry-run=client",
-        "--values",
-        str(ci("multinode")),
-    ).stdout
-    notes = out[out.index("NOTES:") :]
+    notes = install_notes("--values", str(ci("multinode")))
     assert (
         f"logs -f -l batch.kubernetes.io/job-name={JOB},batch.kubernetes.io/job-completion-index=0"
         in notes
@@ -380,17 +379,7 @@ def test_classification_trains_and_serves_the_named_classifier() -> None:
     pod_env = env_of(container(r.test_pod() or {}))
     assert pod_env["TEXT"] == r.values["tests"]["text"]
     assert pod_env["EXPECTED_LABEL"] == "positive" and "TEXT_PAIR" not in pod_env
-    out = run_helm(
-        "install",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        "--dry-run=client",
-        "--values",
-        str(ci("classification")),
-    ).stdout
-    notes = out[out.index("NOTES:") :]
+    notes = install_notes("--values", str(ci("classification")))
     assert "Ask it a question" not in notes and "--question" not in notes
     assert f'qatflow ask --url http://127.0.0.1:8080 \\\n       --text "{pod_env["TEXT"]}"' in notes
     assert 'classifies the text above, expects "positive"' in notes

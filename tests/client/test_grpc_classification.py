@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import openvino as ov
 import pytest
-from transformers import AutoTokenizer
 
 from qatflow.client.errors import BadInputError
 from qatflow.client.grpc_classification import GrpcTextClassification
 from qatflow.client.protocol import connect
 from qatflow.training import synthetic_classification as synthetic
+from tests.conftest import ir_class_probabilities
 
 from .ask_command import run_ask
 
@@ -26,30 +25,12 @@ def texts() -> list[str]:
     return [long] + [example.text for example in examples[1:]]
 
 
-def direct_probabilities(version, texts) -> np.ndarray:
-    """The IR run in-process by OpenVINO, one text at a time, tokenized by the tokenizer itself."""
-    tokenizer = AutoTokenizer.from_pretrained(version.path)
-    compiled = ov.Core().compile_model(str(version.ir_path), "CPU")
-    rows = []
-    for text in texts:
-        encoded = tokenizer(
-            text,
-            truncation=True,
-            max_length=version.manifest["max_seq_length"],
-            return_tensors="np",
-        )
-        inputs = {name: encoded[name].astype(np.int64) for name in version.manifest["inputs"]}
-        logits = compiled(inputs)["logits"][0].astype(np.float64)
-        rows.append(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum())
-    return np.array(rows)
-
-
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_library_classifies_like_openvino_in_process(
     protocol, classifier_server, published_classifier, texts
 ):
     labels = published_classifier.manifest["labels"]
-    expected = direct_probabilities(published_classifier, texts)
+    expected = ir_class_probabilities(published_classifier, texts)
     client = GrpcTextClassification(
         connect(protocol, classifier_server.address, timeout=10),
         published_classifier.name,
@@ -71,7 +52,7 @@ def test_library_classifies_like_openvino_in_process(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_cli_prints_label_and_score(protocol, classifier_server, published_classifier, texts):
-    expected = direct_probabilities(published_classifier, texts[:2])
+    expected = ir_class_probabilities(published_classifier, texts[:2])
     labels = published_classifier.manifest["labels"]
     common = [
         "--grpc",
@@ -109,7 +90,7 @@ def test_cli_reads_a_file_of_text_rows(classifier_server, published_classifier, 
         "--json",
     )
     assert result.returncode == 0, result.stderr
-    expected = direct_probabilities(published_classifier, texts[:4])
+    expected = ir_class_probabilities(published_classifier, texts[:4])
     got = [json.loads(line)["score"] for line in result.stdout.splitlines()]
     assert got == pytest.approx(list(expected.max(axis=1)), abs=1e-4)
 

@@ -7,10 +7,10 @@ import re
 
 import numpy as np
 import pytest
-from transformers import AutoTokenizer
 
 from qatflow.core.artifacts import ModelVersion
 from qatflow.training import synthetic_classification as synthetic
+from tests.conftest import ir_class_probabilities
 
 from .conftest import ServiceProcess
 
@@ -25,29 +25,6 @@ def evaluation(published_classifier: ModelVersion) -> list[synthetic.Classificat
     return synthetic.generate_sentiment("validation", int(metrics["int8"]["samples"]), seed)
 
 
-def reference_probabilities(version: ModelVersion, texts: list[str]) -> np.ndarray:
-    """Softmax of the IR's logits computed outside the service: plain OpenVINO, one unpadded
-    text at a time, tokenized by the tokenizer itself."""
-    import openvino
-
-    tokenizer = AutoTokenizer.from_pretrained(version.path)
-    compiled = openvino.Core().compile_model(str(version.ir_path), "CPU")
-    rows = []
-    for text in texts:
-        encoded = tokenizer(
-            text,
-            truncation=True,
-            max_length=version.manifest["max_seq_length"],
-            return_tensors="np",
-        )
-        logits = compiled(
-            {name: encoded[name].astype(np.int64) for name in version.manifest["inputs"]}
-        )["logits"][0]
-        weights = np.exp(logits - logits.max())
-        rows.append(weights / weights.sum())
-    return np.array(rows)
-
-
 def label_scores(reply: dict) -> dict[str, float]:
     return {item["label"]: item["score"] for item in reply["labels"]}
 
@@ -56,7 +33,7 @@ def test_both_backends_agree_with_the_ir_and_the_training_accuracy(
     classifier_services: dict[str, ServiceProcess], published_classifier: ModelVersion, evaluation
 ) -> None:
     labels = published_classifier.manifest["labels"]
-    expected = reference_probabilities(published_classifier, [e.text for e in evaluation])
+    expected = ir_class_probabilities(published_classifier, [e.text for e in evaluation])
     for backend, service in classifier_services.items():
         outputs = []
         for first in range(0, len(evaluation), 32):  # max_batch_size inputs per request
@@ -106,7 +83,7 @@ def test_text_longer_than_the_model_is_truncated(
 ) -> None:
     text = evaluation[0].text
     long = text + " " + " ".join(synthetic._FILLER * 200)  # thousands of tokens
-    expected = reference_probabilities(published_classifier, [long])[0]
+    expected = ir_class_probabilities(published_classifier, [long])[0]
     for service in classifier_services.values():
         reply = service.classify({"text": long, "top_k": 2})
         assert reply.status_code == 200, reply.text
