@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qatflow.training.cli import add_settings_arguments, settings_arguments
+from qatflow.training.config import DEFAULT_MODEL_NAMES, TASKS
 
 if TYPE_CHECKING:
     from qatflow.core.artifacts import ModelVersion
@@ -33,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models-dir", default="models", help="where models are published")
     parser.add_argument(
         "--task",
-        choices=["question-answering", "text-classification"],
-        default="question-answering",
+        choices=TASKS,
+        default=TASKS[0],
         help="what the model does (default question-answering)",
     )
     parser.add_argument(
@@ -51,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qatflow.core import artifacts
     from qatflow.core.logs import configure_logging, step
-    from qatflow.training.config import DEFAULT_MODEL_NAMES
 
     configure_logging()
     logging.getLogger("httpx").setLevel(logging.WARNING)
