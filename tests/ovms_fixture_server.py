@@ -106,8 +106,11 @@ def load_repository(models_dir: Path) -> dict[str, ServedModel]:
         if not versions:
             continue
         number, path = versions[-1]
+        # f32 beside INT8, so the tests can compare its answers with plain OpenVINO on any CPU.
         compiled = core.compile_model(
-            str(next(iter(sorted(path.glob("*.xml"))))), "CPU", {"PERFORMANCE_HINT": "LATENCY"}
+            str(next(iter(sorted(path.glob("*.xml"))))),
+            "CPU",
+            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
         )
         served[model_dir.name] = ServedModel(
             name=model_dir.name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import openvino as ov
 import pytest
 
 from qatflow.client.errors import ServerUnavailableError
@@ -14,6 +13,7 @@ from qatflow.client.retry import RetryPolicy, with_retries
 from qatflow.core import qa
 from qatflow.local import free_port
 from qatflow.training import synthetic
+from tests.conftest import compile_ir
 from tests.ovms_fixture_server import FixtureServer, save_int32_model
 
 from .ask_command import run_ask
@@ -37,7 +37,7 @@ def direct_answers(version, pairs, top_k=1) -> list[qa.Answer]:
 
     tokenizer = AutoTokenizer.from_pretrained(version.path)
     manifest = version.manifest
-    compiled = ov.Core().compile_model(str(version.ir_path), "CPU")
+    compiled = compile_ir(version)
     answers = []
     for question, context in pairs:
         features = qa.encode(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import openvino as ov
 import pytest
 import tritonclient.grpc as grpcclient
 
@@ -15,6 +14,7 @@ from qatflow.client.errors import (
 )
 from qatflow.client.grpc_qa import GrpcQuestionAnswering
 from qatflow.client.protocol import connect
+from tests.conftest import compile_ir
 from tests.ovms_fixture_server import FixtureServer, save_int32_model
 
 PROTOCOLS = ["kserve", "tfs"]
@@ -60,7 +60,7 @@ def test_metadata_declares_dynamic_int64_inputs_and_float_outputs(
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_infer_returns_the_runtimes_logits(protocol, fixture_server, published_model):
     inputs = sample_inputs()
-    expected = ov.Core().compile_model(str(published_model.ir_path), "CPU")(inputs)
+    expected = compile_ir(published_model)(inputs)
     client = connect(protocol, fixture_server.address, timeout=10)
     try:
         outputs = client.infer(published_model.name, inputs, ["start_logits", "end_logits"])
