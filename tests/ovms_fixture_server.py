@@ -79,7 +79,11 @@ class ModelSpec:
     """A limit the metadata does not state: requests of more rows are refused."""
 
     typed_outputs: bool = False
-    """Answer in typed contents (``fp32_contents`` ...) instead of raw bytes."""
+    """Answer in typed contents (``fp32_contents`` ...) instead of raw bytes (the stand-in only)."""
+
+    versioned: bool = True
+    """Serve the model as its version number; False: MLServer without ``parameters.version``
+    (the stand-in, as OVMS, always serves numbered versions)."""
 
     @classmethod
     def every_model(cls, models_dir: Path) -> list[ModelSpec]:
@@ -179,6 +183,8 @@ class ServedModel:
 def load_repository(models: Path | Sequence[ModelSpec]) -> dict[str, ServedModel]:
     """Each spec's newest version; a folder serves every model in it under its own name."""
     specs = ModelSpec.every_model(models) if isinstance(models, Path) else models
+    if not all(spec.versioned for spec in specs):
+        raise ValueError("the stand-in, as OVMS, serves numbered versions only")
     core = ov.Core()
     served = {}
     for spec in specs:

@@ -4,8 +4,9 @@ speaks TF-Serving) and MLServer with an OpenVINO runtime (``tests/mlserver_fixtu
 
 Each server serves the published model under its own name and under the names of the variants
 a client meets in the wild (``ModelSpec``): no tensor metadata, a stated batch size, an unstated
-batch limit, int32 inputs, typed-contents answers (the stand-in only: MLServer answers in typed
-contents only to typed requests). A test picks one with the client's ``--served-name``.
+batch limit, int32 inputs; typed-contents answers from the stand-in (MLServer answers in typed
+contents only to typed requests); no version from MLServer (the stand-in, as OVMS, always has
+one). A test picks one with the client's ``--served-name``.
 
 A test asks for ``server_kind`` (both servers by default) or is parametrized over ``TARGETS``
 (server, gRPC API); each server of a kind starts once per session, when first asked for.
@@ -36,6 +37,7 @@ BATCH_2 = "qa-batch-2"
 LIMIT_2 = "qa-limit-2"
 TYPED = "qa-typed"
 INT32 = "qa-int32"
+UNVERSIONED = "qa-unversioned"
 CLASSIFIER_BARE = "classifier-no-metadata"
 CLASSIFIER_LIMIT_2 = "classifier-limit-2"
 
@@ -83,7 +85,9 @@ def qa_servers(published_model, tmp_path_factory: pytest.TempPathFactory) -> Ite
             ModelSpec(LIMIT_2, path, max_batch=2),
             ModelSpec(INT32, int32_dir),
         ]
-        return served + ([ModelSpec(TYPED, path, typed_outputs=True)] if kind == STAND_IN else [])
+        if kind == STAND_IN:
+            return [*served, ModelSpec(TYPED, path, typed_outputs=True)]
+        return [*served, ModelSpec(UNVERSIONED, path, versioned=False)]
 
     pool = ServerPool(specs)
     yield pool

@@ -31,6 +31,7 @@ from .conftest import (
     RENAMED,
     STAND_IN,
     TYPED,
+    UNVERSIONED,
     per_target,
     start_server,
 )
@@ -96,18 +97,14 @@ def questions_file(tmp_path, pairs) -> str:
 ONE_QUESTION = ("--question", "q?", "--context", "c.")
 
 
+def ask_grpc(address: str, version, *args: str):  # type: ignore[no-untyped-def]
+    """``qatflow ask`` at ``address`` with the tokenizer of ``version``'s folder."""
+    return run_ask("--grpc", address, "--models-dir", str(version.path.parent.parent), *args)
+
+
 def ask_json(server, version, *args: str):  # type: ignore[no-untyped-def]
-    """``qatflow ask --json`` against ``server`` with the tokenizer of ``version``'s folder."""
-    return run_ask(
-        "--grpc", server.address, "--models-dir", str(version.path.parent.parent), "--json", *args
-    )
-
-
-def ask_served(server, version, protocol: str, served: str, questions: str):  # type: ignore[no-untyped-def]
-    """``ask_json`` of a file of questions, over ``protocol``, to the model served as ``served``."""
-    return ask_json(
-        server, version, "--protocol", protocol, "--served-name", served, "--input", questions
-    )
+    """``qatflow ask --json`` against ``server``, as ``ask_grpc``."""
+    return ask_grpc(server.address, version, "--json", *args)
 
 
 def answers_of(result) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -159,11 +156,9 @@ def test_cli_prints_a_table_for_a_csv_file(qa_server, published_model, pairs, tm
         writer = csv.writer(handle)
         writer.writerow(["question", "context"])
         writer.writerows(pairs[:3])
-    result = run_ask(
-        "--grpc",
+    result = ask_grpc(
         qa_server.address,
-        "--models-dir",
-        str(published_model.path.parent.parent),
+        published_model,
         "--input",
         str(questions),
     )
@@ -237,7 +232,16 @@ def test_metadata_without_inputs_sends_the_published_inputs_and_says_so_once(
     protocol, qa_server, published_model, pairs, expected, tmp_path
 ):
     questions = questions_file(tmp_path, pairs)
-    result = ask_served(qa_server, published_model, protocol, BARE, questions)
+    result = ask_json(
+        qa_server,
+        published_model,
+        "--protocol",
+        protocol,
+        "--served-name",
+        BARE,
+        "--input",
+        questions,
+    )
     assert_same_answers(answers_of(result), expected)
     [note] = result.stderr.splitlines()
     assert "lists no inputs" in note and "input_ids" in note
@@ -278,12 +282,19 @@ def test_version_the_server_does_not_serve_exits_9(
     assert_same_answers(answers_of(result), expected)
 
 
+@pytest.mark.parametrize("server_kind", [MLSERVER])
+def test_mlserver_model_without_a_declared_version_exits_9(qa_server, published_model):
+    """Without ``parameters.version`` MLServer serves the model unversioned, and no version is
+    served: the client refuses rather than guess that it is the published one."""
+    result = ask_json(qa_server, published_model, "--served-name", UNVERSIONED, *ONE_QUESTION)
+    assert result.returncode == 9, result.stderr
+    assert f"'{UNVERSIONED}' but not its version {published_model.version}" in result.stderr
+
+
 def test_model_version_missing_locally_is_a_usage_error(published_model):
-    result = run_ask(
-        "--grpc",
+    result = ask_grpc(
         "127.0.0.1:9",
-        "--models-dir",
-        str(published_model.path.parent.parent),
+        published_model,
         "--model-version",
         str(published_model.version + 6),
         *ONE_QUESTION,
@@ -292,36 +303,45 @@ def test_model_version_missing_locally_is_a_usage_error(published_model):
     assert f"no version {published_model.version + 6}" in result.stderr
 
 
+def library_answers(
+    protocol, server, served, version, pairs
+) -> tuple[list[dict], GrpcQuestionAnswering]:
+    """The library's answers from ``served`` on ``server``, and the (closed) client."""
+    client = GrpcQuestionAnswering(connect(protocol, server.address, timeout=10), served, version)
+    try:
+        client.check()
+        return [a.as_dict() for q, c in pairs for a in client.ask(q, c)], client
+    finally:
+        client.close()
+
+
+def client_notes(caplog) -> list[str]:  # type: ignore[no-untyped-def]
+    return [r.getMessage() for r in caplog.records if r.name.startswith("qatflow.client")]
+
+
 @per_target
 def test_stated_batch_size_gets_requests_of_that_size(
-    protocol, qa_server, published_model, pairs, expected, tmp_path
+    protocol, qa_server, published_model, pairs, expected, caplog
 ):
     """The server takes exactly 2 windows per request: long contexts go in pairs of windows,
     the last one filled up, and a one-window context is filled up too."""
-    client = GrpcQuestionAnswering(
-        connect(protocol, qa_server.address, timeout=10), BATCH_2, published_model
-    )
-    try:
-        client.check()
-        assert client.batch_size == 2
-    finally:
-        client.close()
-    questions = questions_file(tmp_path, pairs)
-    result = ask_served(qa_server, published_model, protocol, BATCH_2, questions)
-    assert_same_answers(answers_of(result), expected)
-    assert result.stderr == ""
+    got, client = library_answers(protocol, qa_server, BATCH_2, published_model, pairs)
+    assert client.batch_size == 2
+    assert_same_answers(got, expected)
+    assert not client_notes(caplog)
 
 
 @per_target
 def test_batch_refused_as_too_large_is_sent_in_smaller_requests(
-    protocol, qa_server, published_model, pairs, expected, tmp_path
+    protocol, qa_server, published_model, pairs, expected, caplog
 ):
-    """The server refuses more than 2 windows without saying so beforehand."""
-    questions = questions_file(tmp_path, pairs)
-    result = ask_served(qa_server, published_model, protocol, LIMIT_2, questions)
-    assert_same_answers(answers_of(result), expected)
-    notes = result.stderr.splitlines()
-    assert notes and all("at most" in note for note in notes)
+    """The server refuses more than 2 windows without saying so beforehand; the first context
+    has more than 2 windows."""
+    got, client = library_answers(protocol, qa_server, LIMIT_2, published_model, pairs)
+    assert client.batch_size == 2
+    assert_same_answers(got, expected)
+    notes = client_notes(caplog)
+    assert notes and all("refused the batch" in note and "at most" in note for note in notes)
 
 
 @pytest.mark.parametrize("server_kind", [STAND_IN])
@@ -363,11 +383,9 @@ def test_mlservers_typed_answer_to_a_typed_request_is_decoded(qa_server, publish
 
 
 def test_http_port_given_as_grpc_is_not_a_grpc_server(qa_server, published_model):
-    result = run_ask(
-        "--grpc",
+    result = ask_grpc(
         qa_server.rest_address,
-        "--models-dir",
-        str(published_model.path.parent.parent),
+        published_model,
         *ONE_QUESTION,
     )
     assert result.returncode == 10, result.stderr
@@ -439,6 +457,12 @@ def test_model_with_other_input_dtypes_exits_6_before_inference(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_grpc_flags_with_url_are_a_usage_error():
+    result = run_ask("--url", "http://127.0.0.1:9", "--served-name", "qa", *ONE_QUESTION)
+    assert result.returncode == 2
+    assert "--grpc only" in result.stderr
+
+
 def test_grpc_without_models_dir_is_a_usage_error():
     result = run_ask("--grpc", "127.0.0.1:9", *ONE_QUESTION)
     assert result.returncode == 2
@@ -446,11 +470,9 @@ def test_grpc_without_models_dir_is_a_usage_error():
 
 
 def test_grpc_address_with_a_scheme_is_a_usage_error(published_model):
-    result = run_ask(
-        "--grpc",
+    result = ask_grpc(
         "http://127.0.0.1:9000",
-        "--models-dir",
-        str(published_model.path.parent.parent),
+        published_model,
         *ONE_QUESTION,
     )
     assert result.returncode == 2

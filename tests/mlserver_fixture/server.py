@@ -119,14 +119,13 @@ class MLServerProcess(LoopbackServer):
 
 def model_settings(spec: ModelSpec, version: Path) -> dict[str, object]:
     """What a user declares to serve this version of the IR under ``spec.name``."""
+    parameters = {"uri": str(version), "extra": {"max_batch": spec.max_batch}}
+    if spec.versioned:
+        parameters["version"] = version.name  # without it, a versioned request finds no model
     settings: dict[str, object] = {
         "name": spec.name,
         "implementation": f"{RUNTIME.stem}.OpenVinoRuntime",
-        "parameters": {
-            "uri": str(version),
-            "version": version.name,  # without it, a request naming a version finds no model
-            "extra": {"max_batch": spec.max_batch},
-        },
+        "parameters": parameters,
     }
     if spec.tensor_metadata:
         model = ov.Core().read_model(min(version.glob("*.xml")))

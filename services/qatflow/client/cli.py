@@ -203,6 +203,9 @@ def _open_client(args: argparse.Namespace, task: str) -> Any:
     if args.url:
         from qatflow.client.http import HttpQuestionAnswering, HttpTextClassification
 
+        if args.served_name is not None or args.model_version is not None:
+            raise _UsageError("--served-name and --model-version apply to --grpc only")
+
         if not args.url.startswith(("http://", "https://")):
             raise _UsageError(f"--url must start with http:// or https://, got {args.url!r}")
         http = HttpTextClassification if task == TEXT_CLASSIFICATION else HttpQuestionAnswering
