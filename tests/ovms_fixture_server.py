@@ -494,7 +494,9 @@ class LoopbackServer:
                 self.process.wait()
 
     def __enter__(self) -> LoopbackServer:
-        return self.start()
+        # A server already started (``start_server``) is not started twice: that would leave
+        # the first process running with nothing to stop it.
+        return self if self.process is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
