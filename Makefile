@@ -8,6 +8,8 @@ PIP := $(PY) -m pip
 BACKEND ?= optimum
 MODELS_DIR ?= models
 STAMP := $(VENV)/.installed
+MLSERVER_VENV ?= .venv-mlserver
+MLSERVER_STAMP := $(MLSERVER_VENV)/.installed
 TOOLS_STAMP := .tools/.installed
 
 export NNCF_EXTENSION_LOAD_TIMEOUT ?= 0
@@ -33,6 +35,17 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import optimum.intel, onnxruntime, nncf; assert 'OpenVINOExecutionProvider' in onnxruntime.get_available_providers()"
 	touch $@
 
+.PHONY: mlserver
+mlserver: $(MLSERVER_STAMP) ## MLServer in its own .venv-mlserver: the client tests' second KServe v2 server
+
+# MLServer 1.7.1 requires fastapi<0.116: installed into .venv it would downgrade the services'
+# fastapi and starlette, so it gets an environment of its own; the tests start it from there.
+$(MLSERVER_STAMP): tests/mlserver_fixture/requirements.txt
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet -r tests/mlserver_fixture/requirements.txt
+	touch $@
+
 tools: $(TOOLS_STAMP) ## fetch real helm/kubectl and the linters into .tools/
 
 $(TOOLS_STAMP): helm/install-tools.sh
@@ -50,11 +63,12 @@ serve: install ## serve the newest model in $(MODELS_DIR) on :8080 (BACKEND=opti
 
 # Two workers: much of the suite waits on services, helm and subprocesses, so two processes on
 # two cores finish in three quarters of the time (8 m 48 s against 11 m 24 s, measured).
-test: install tools ## every test, the chart's included
+test: install tools mlserver ## every test, the chart's included
 	$(PY) -m pytest -n 2
 
-test-fast: install ## the tests that train nothing
+test-fast: install mlserver ## the tests that train nothing
 	$(PY) -m pytest -m "not slow and not chart"
+
 
 lint: install tools ## ruff, mypy, shellcheck, hadolint
 	$(VENV)/bin/ruff format --check services tests bench
@@ -81,4 +95,4 @@ image-%:
 	docker build -f dockerfiles/$*.Dockerfile -t qatflow-$*:$(VERSION) .
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) .tools .pytest_cache .mypy_cache .ruff_cache

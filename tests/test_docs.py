@@ -22,3 +22,14 @@ def test_settings_table_matches_the_code(document, settings):
         f"docs/{document} is out of date: paste the output of "
         f"`python -c 'from qatflow.core.settings import markdown_table; ...'`"
     )
+
+
+def test_client_exit_code_table_matches_the_code():
+    from qatflow.client.errors import exit_code_table
+
+    text = (DOCS / "ovms.md").read_text(encoding="utf-8")
+    table = text.split("<!-- exit-codes:begin -->\n", 1)[1].split("<!-- exit-codes:end -->", 1)[0]
+    assert table == exit_code_table(), (
+        "docs/ovms.md is out of date: paste the output of `python -c 'from qatflow.client.errors "
+        "import exit_code_table; print(exit_code_table(), end=str())'`"
+    )

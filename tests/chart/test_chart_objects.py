@@ -344,6 +344,9 @@ def test_ovms_serves_a_pinned_version_when_named() -> None:
     (configmap,) = r.of_kind("ConfigMap")
     config = json.loads(configmap["data"]["config.json"])["model_config_list"][0]["config"]
     assert config["model_version_policy"] == {"specific": {"versions": [3]}}
+    # The client asks for that version: its tokenizer, and the one OVMS serves.
+    args = container(r.test_pod())["args"]
+    assert args[args.index("--model-version") + 1] == "3"
 
 
 # -- settings env ------------------------------------------------------------------------------
