@@ -69,10 +69,9 @@ serve: install ## serve the newest model in $(MODELS_DIR) on :8080 (BACKEND=opti
 
 # Two workers: much of the suite waits on services, helm and subprocesses, so two processes on
 # two cores finish in three quarters of the time (8 m 48 s against 11 m 24 s, measured).
-# loadgroup: the tests on the Kubernetes control plane (xdist_group "kubernetes") share one
-# worker, so one control plane serves them all.
+# The cluster tier's tests share one worker and one control plane (tests/conftest.py).
 test: install tools k8s ## every test, the chart's and the cluster tier's included
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2
 
 test-fast: install ## the tests that train nothing
 	$(PY) -m pytest -m "not slow and not chart and not cluster"

@@ -3,9 +3,9 @@
 ``cluster`` starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler from
 ``$KUBEBUILDER_ASSETS`` (control_plane.py) and registers simulated nodes (simulated_node.py:
 only the nodes' containers, logs and volumes are simulated). One per test process: under
-``pytest -n 2`` the Makefile's ``--dist loadgroup`` sends every test marked
-``xdist_group("kubernetes")`` to one worker, so one control plane serves them; without it each
-worker starts its own on its own ports and directories. ``namespace`` gives each test a fresh
+``pytest -n 2`` the scheduler of tests/conftest.py sends every test of this directory to one
+worker, so one control plane serves them; with another ``--dist`` each worker that runs some
+starts its own, on its own ports and directories. ``namespace`` gives each test a fresh
 namespace, a kubeconfig defaulting to it, and the real helm and kubectl.
 
 Without the binaries the tier is skipped with the reason, except under ``CI=true``, where that
@@ -34,8 +34,6 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "qat"
 TOOLS = REPO / ".tools" / "bin"
 VENV_BIN = Path(sys.executable).parent
-# The one xdist group of every test that talks to the control plane.
-GROUP = "kubernetes"
 
 
 def api_client(kubeconfig: Path) -> Any:

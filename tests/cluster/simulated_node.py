@@ -53,6 +53,7 @@ COMPONENT = "app.kubernetes.io/component"
 KUBERNETES_VERSION = "v1.36.2"
 LEASE_SECONDS = 40
 HEARTBEAT_SECONDS = 10.0
+WATCH_READ_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,10 @@ class SimulatedNodes:
             for running in self._running.values():
                 running.ended.set()
         self._logs.stop()
+        # Watches read with a short timeout, so they notice and close their connection: the API
+        # server's shutdown waits for open watches.
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=2 * WATCH_READ_SECONDS)
 
     # -- nodes ------------------------------------------------------------------------------
 
@@ -483,45 +486,50 @@ class SimulatedNodes:
 
     def _watch(self, list_call: Callable[..., Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every object once, then every change, until stop(); resumes after expired watches."""
-        from kubernetes import watch
+        import urllib3
         from kubernetes.client.exceptions import ApiException
+        from kubernetes.watch.watch import iter_resp_lines
 
         version = None
         while not self._stop.is_set():
             try:
                 if version is None:
-                    listed = list_call(_preload_content=False)
-                    body = json.loads(listed.data)
+                    body = json.loads(list_call(_preload_content=False).data)
                     version = body["metadata"]["resourceVersion"]
                     for item in body["items"]:
                         yield "ADDED", item
-                stream = watch.Watch().stream(
-                    list_call,
+                response = list_call(
+                    watch=True,
                     resource_version=version,
-                    timeout_seconds=5,
                     allow_watch_bookmarks=True,
-                    deserialize=False,
+                    timeout_seconds=60,
+                    _preload_content=False,
+                    _request_timeout=(10, WATCH_READ_SECONDS),
                 )
-                for event in stream:
-                    if self._stop.is_set():
-                        return
-                    raw = event["object"]
-                    if event["type"] == "ERROR":
-                        version = None
-                        break
-                    version = raw["metadata"]["resourceVersion"]
-                    if event["type"] != "BOOKMARK":
-                        yield event["type"], raw
+                try:
+                    for line in iter_resp_lines(response):
+                        event = json.loads(line)
+                        if event["type"] == "ERROR":  # expired: list again
+                            version = None
+                            break
+                        version = event["object"]["metadata"]["resourceVersion"]
+                        if event["type"] != "BOOKMARK":
+                            yield event["type"], event["object"]
+                finally:
+                    response.release_conn()
+            except urllib3.exceptions.ReadTimeoutError:
+                continue  # quiet for a while: look at the stop flag, watch on
             except ApiException as error:
-                if error.status == 410:
+                if error.status == 410:  # expired: list again
                     version = None
-                else:
+                elif not self._stop.is_set():
                     log.warning("watching with %s: %s", list_call.__name__, error)
                     self._stop.wait(0.5)
             except Exception:
-                log.exception("watching with %s", list_call.__name__)
-                if self._stop.wait(0.5):
+                if self._stop.is_set():
                     return
+                log.exception("watching with %s", list_call.__name__)
+                self._stop.wait(0.5)
 
 
 class _LogServer:

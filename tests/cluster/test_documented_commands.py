@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from .conftest import GROUP, REPO, Namespace
+from .conftest import REPO, Namespace
 from .training_run import TRAINING_LOG, TRAINS
 
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group(GROUP)]
+pytestmark = pytest.mark.cluster
 
 DOCUMENTS = ("README.md", "docs/kubernetes.md", "helm/qat/README.md")
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)

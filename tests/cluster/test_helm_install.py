@@ -18,10 +18,10 @@ import pytest
 from qatflow.core import outcome
 
 from ..chart.conftest import chart_values
-from .conftest import CHART, GROUP, Namespace, wait_for
+from .conftest import CHART, Namespace, wait_for
 from .simulated_node import DEFAULT_STORAGE_CLASS, Script
 
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group(GROUP)]
+pytestmark = pytest.mark.cluster
 
 RELEASE = "qatchart"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))

@@ -21,11 +21,11 @@ from qatflow.cluster import problems
 from qatflow.core.outcome import EXIT_GATE_FAILED, TrainingOutcome
 from qatflow.local import free_port
 
-from .conftest import CHART, GROUP, TOOLS, Namespace
+from .conftest import CHART, TOOLS, Namespace
 from .simulated_node import Script
 from .training_run import SUMMARY, TRAINING_LOG, TRAINS
 
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group(GROUP)]
+pytestmark = pytest.mark.cluster
 
 RELEASE = "qatchart"
 
