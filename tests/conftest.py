@@ -41,6 +41,25 @@ def compile_ir(version):
     )
 
 
+# Tests on the session's Kubernetes control plane (tests/cluster/conftest.py).
+CLUSTER_TESTS = "tests/cluster/"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under ``-n N`` (``--dist load``), every test is scheduled on its own except the cluster
+    tier's, which go to one worker together, so that one control plane serves them all.
+    (xdist's own ``--dist loadgroup`` marks do not group under pytest 9.)"""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClusterTierTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return CLUSTER_TESTS if nodeid.startswith(CLUSTER_TESTS) else nodeid
+
+    return ClusterTierTogether(config, log)
+
+
 def tiny_training_overrides(model_dir: Path, output_dir: Path) -> dict[str, object]:
     """Settings for a run of the real pipeline that takes seconds, not minutes."""
     return {
