@@ -13,12 +13,13 @@ MLSERVER_STAMP := $(MLSERVER_VENV)/.installed
 TOOLS_STAMP := .tools/.installed
 
 # Real Kubernetes server binaries (etcd, kube-apiserver, -controller-manager, -scheduler) for
-# the cluster tier of the tests (tests/cluster), unpacked by ../shared/k8s/install.sh where that
-# exists. Elsewhere point KUBEBUILDER_ASSETS (envtest's convention) at such a directory, or the
-# tier is skipped; under CI=true it fails instead.
-K8S_INSTALL ?= ../shared/k8s/install.sh
+# the cluster tier of the tests (tests/cluster), unpacked by the workspace's shared/k8s/install.sh
+# (beside the checkout, or /work/shared for a clone made elsewhere) where that exists. Elsewhere
+# point KUBEBUILDER_ASSETS (envtest's convention) at such a directory, or the tier is skipped;
+# under CI=true it fails instead.
+K8S_INSTALL ?= $(firstword $(wildcard ../shared/k8s/install.sh /work/shared/k8s/install.sh))
 K8S_ASSETS := .k8s-bin
-ifneq ($(wildcard $(K8S_INSTALL)),)
+ifneq ($(K8S_INSTALL),)
 export KUBEBUILDER_ASSETS ?= $(CURDIR)/$(K8S_ASSETS)
 K8S_STAMP := $(K8S_ASSETS)/.installed
 endif
