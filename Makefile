@@ -24,7 +24,6 @@ export KUBEBUILDER_ASSETS ?= $(CURDIR)/$(K8S_ASSETS)
 K8S_STAMP := $(K8S_ASSETS)/.installed
 endif
 
-export NNCF_EXTENSION_LOAD_TIMEOUT ?= 0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
@@ -37,7 +36,8 @@ install: $(STAMP) ## create .venv with every extra (training, both services, cli
 
 # torch first, pinned: it is the CPU build on this machine's disk. optimum-intel declares
 # torchvision, and PyPI's torchvision breaks `import optimum.intel` beside this torch, so it
-# is removed again; optimum-intel works without it.
+# is removed again; optimum-intel works without it. Last, NNCF's CPU kernels are compiled, so
+# that no training waits for the compiler.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
@@ -45,6 +45,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[dev]'
 	$(PIP) uninstall --quiet --yes torchvision
 	$(PY) -c "import optimum.intel, onnxruntime, nncf; assert 'OpenVINOExecutionProvider' in onnxruntime.get_available_providers()"
+	$(PY) -m qatflow.training.nncf_extension
 	touch $@
 
 .PHONY: mlserver
