@@ -165,7 +165,7 @@ def test_killed_run_leaves_no_version_and_a_rerun_publishes(tiny_model_dir, tmp_
     artifacts.verify(version)
     reported = TrainingOutcome.from_json(outcome_file.read_text())
     assert reported is not None and reported.published
-    assert (reported.model, reported.version) == (version.name, 1)
+    assert (reported.model, reported.version, reported.task) == (version.name, 1, version.task)
     assert reported.message == f"published {version.name} version 1 to {version.path}"
     metrics = version.metrics()
     assert reported.metric == "f1"

@@ -19,11 +19,9 @@ import numpy as np
 
 from qatflow.core import classification, qa
 from qatflow.core.artifacts import ModelVersion
+from qatflow.core.tasks import QUESTION_ANSWERING, TASKS, TEXT_CLASSIFICATION
 from qatflow.serving.settings import ServeSettings
 
-QUESTION_ANSWERING = "question-answering"
-TEXT_CLASSIFICATION = classification.TASK
-TASKS = (QUESTION_ANSWERING, TEXT_CLASSIFICATION)
 # The outputs each task's model has, when an older manifest does not name them.
 TASK_OUTPUTS = {QUESTION_ANSWERING: ["start_logits", "end_logits"], TEXT_CLASSIFICATION: ["logits"]}
 
