@@ -14,10 +14,11 @@ export NNCF_EXTENSION_LOAD_TIMEOUT ?= 0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install tools run train serve test test-fast lint chart-test bench load-test images clean help
+.PHONY: install tools run train serve test test-fast lint chart-test bench load-test images \
+	local-images engine e2e e2e-images clean help
 
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv with every extra (training, both services, client, dev)
 
@@ -50,17 +51,18 @@ serve: install ## serve the newest model in $(MODELS_DIR) on :8080 (BACKEND=opti
 
 # Two workers: much of the suite waits on services, helm and subprocesses, so two processes on
 # two cores finish in three quarters of the time (8 m 48 s against 11 m 24 s, measured).
-test: install tools ## every test, the chart's included
+# End-to-end tests (marker e2e) run only when selected, with `make e2e`.
+test: install tools ## every test, the chart's included (not the end-to-end tiers)
 	$(PY) -m pytest -n 2
 
 test-fast: install ## the tests that train nothing
 	$(PY) -m pytest -m "not slow and not chart"
 
 lint: install tools ## ruff, mypy, shellcheck, hadolint
-	$(VENV)/bin/ruff format --check services tests bench
-	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff format --check services tests bench dockerfiles
+	$(VENV)/bin/ruff check services tests bench dockerfiles
 	$(VENV)/bin/mypy
-	.tools/venv/bin/shellcheck helm/install-tools.sh docs/real-cluster.sh
+	.tools/venv/bin/shellcheck helm/install-tools.sh docs/real-cluster.sh dockerfiles/*.sh .ci/run
 	.tools/venv/bin/hadolint dockerfiles/*.Dockerfile
 
 chart-test: install tools ## render, validate and scan the Helm chart (no training)
@@ -74,11 +76,37 @@ load-test: install ## 16 clients x 60 s against each HTTP backend -> bench/repor
 
 VERSION ?= 0.1.0
 IMAGES := training optimum onnxruntime client
+# Build arguments (empty: the Dockerfiles' defaults): the base image, a wheel index holding the
+# CPU torch (default: PyTorch's CPU index), a PEM file of CAs the builds trust besides the base's.
+PYTHON_IMAGE ?=
+TORCH_INDEX_URL ?=
+EXTRA_CA_CERTS_FILE ?=
+DOCKER_BUILD_FLAGS ?=
+BUILD_ARGS = $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
+	$(if $(TORCH_INDEX_URL),--build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL)) \
+	$(if $(EXTRA_CA_CERTS_FILE),--build-arg EXTRA_CA_CERTS="$$(cat $(EXTRA_CA_CERTS_FILE))")
 
-images: $(addprefix image-,$(IMAGES)) ## build every image (needs a Docker engine)
+images: engine $(addprefix image-,$(IMAGES)) ## build every image (needs a Docker engine), print sizes
+	@$(PYTHON) dockerfiles/image_sizes.py --tag $(VERSION) $(IMAGES)
 
 image-%:
-	docker build -f dockerfiles/$*.Dockerfile -t qatflow-$*:$(VERSION) .
+	start=$$(date +%s); \
+	docker build $(DOCKER_BUILD_FLAGS) $(BUILD_ARGS) -f dockerfiles/$*.Dockerfile -t qatflow-$*:$(VERSION) . \
+	&& echo "qatflow-$*:$(VERSION) built in $$(( $$(date +%s) - start )) s"
+
+local-images: engine ## the images without registry access: debootstrap base, local torch index
+	bash dockerfiles/local-images.sh VERSION=$(VERSION)
+
+engine: ## start dockerd if no Docker engine answers (root)
+	bash dockerfiles/docker-engine.sh
+
+# The end-to-end tiers, each on real engines; `.ci/run` runs them all after `make test`.
+E2E := e2e-images
+
+e2e: $(E2E) ## every end-to-end tier
+
+e2e-images: install local-images ## the images for real: train, serve hardened, ask, compose
+	$(PY) -m pytest -m e2e tests/docker
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
