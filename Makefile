@@ -18,7 +18,7 @@ export TOKENIZERS_PARALLELISM ?= false
 	local-images engine e2e e2e-images clean help
 
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv with every extra (training, both services, client, dev)
 
