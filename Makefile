@@ -14,11 +14,10 @@ export NNCF_EXTENSION_LOAD_TIMEOUT ?= 0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install tools run train serve test test-fast lint chart-test bench load-test images \
-	local-images engine e2e e2e-images clean help
+.PHONY: install tools run train serve test test-fast lint chart-test bench load-test images clean help
 
 help:
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv with every extra (training, both services, client, dev)
 
@@ -51,8 +50,7 @@ serve: install ## serve the newest model in $(MODELS_DIR) on :8080 (BACKEND=opti
 
 # Two workers: much of the suite waits on services, helm and subprocesses, so two processes on
 # two cores finish in three quarters of the time (8 m 48 s against 11 m 24 s, measured).
-# End-to-end tests (marker e2e) run only when selected, with `make e2e`.
-test: install tools ## every test, the chart's included (not the end-to-end tiers)
+test: install tools ## every test, the chart's included
 	$(PY) -m pytest -n 2
 
 test-fast: install ## the tests that train nothing
@@ -94,18 +92,23 @@ image-%:
 	docker build $(DOCKER_BUILD_FLAGS) $(BUILD_ARGS) -f dockerfiles/$*.Dockerfile -t qatflow-$*:$(VERSION) . \
 	&& echo "qatflow-$*:$(VERSION) built in $$(( $$(date +%s) - start )) s"
 
+.PHONY: local-images engine e2e e2e-images
+
 local-images: engine ## the images without registry access: debootstrap base, local torch index
 	bash dockerfiles/local-images.sh VERSION=$(VERSION)
 
 engine: ## start dockerd if no Docker engine answers (root)
 	bash dockerfiles/docker-engine.sh
 
-# The end-to-end tiers, each on real engines; `.ci/run` runs them all after `make test`.
+# The end-to-end tiers (marker e2e), each on real engines: `make test` leaves them out, `.ci/run`
+# runs them all after it.
 E2E := e2e-images
+# How e2e-images gets its images: local-images (no registry access, root) or images.
+E2E_IMAGES_BUILD ?= local-images
 
 e2e: $(E2E) ## every end-to-end tier
 
-e2e-images: install local-images ## the images for real: train, serve hardened, ask, compose
+e2e-images: install $(E2E_IMAGES_BUILD) ## the images for real: train, serve hardened, ask, compose
 	$(PY) -m pytest -m e2e tests/docker
 
 clean:

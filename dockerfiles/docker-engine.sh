@@ -25,6 +25,20 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
+# An engine that was killed leaves its pid files behind; if another process has since taken one
+# of those pids, dockerd refuses to start, or waits for a containerd that is not there.
+declare -A owners=(
+    [/var/run/docker.pid]=dockerd
+    [/var/run/docker/containerd/containerd.pid]=containerd
+)
+for pidfile in "${!owners[@]}"; do
+    owner=$(cat "/proc/$(cat "${pidfile}" 2>/dev/null)/comm" 2>/dev/null || true)
+    if [[ -f ${pidfile} && ${owner} != "${owners[${pidfile}]}" ]]; then
+        echo "Removing the stale ${pidfile}"
+        rm -f "${pidfile}"
+    fi
+done
+
 echo "Starting dockerd (log: ${log})"
 # Its own session: an interrupted make or test run must not take the engine down with it.
 setsid dockerd >>"${log}" 2>&1 </dev/null &
