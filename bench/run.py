@@ -21,6 +21,8 @@ log = logging.getLogger("bench")
 STEPS = 6
 # Which raw runtime each service runs, for the serving overhead ratio.
 SERVICE_RUNTIME = {"optimum": runtimes.OV_INT8, "onnxruntime": runtimes.ORT_OV_INT8}
+# The service settings the report names beside the concurrency figures (the defaults).
+_BATCHING_SETTINGS = ("batching", "batch_max_windows", "batch_max_delay_ms", "performance_hint")
 
 
 def run_benchmark(
@@ -182,6 +184,7 @@ def _serving(
 ) -> dict[str, Any]:
     """Each service on texts of chosen lengths, beside the raw runtime on the very same windows."""
     from bench import serving
+    from qatflow.serving.settings import ServeSettings
 
     texts = {
         str(length): measure.text_of_tokens(src.tokenizer, examples, length)
@@ -210,9 +213,17 @@ def _serving(
             )
     result["in_process"] = _in_process(src, texts, plan)
 
+    defaults = ServeSettings.load(environ={})
     for backend in SERVICE_RUNTIME:
         log.info("starting the %s service", backend)
-        entry: dict[str, Any] = {"latency": {}, "concurrency": {}}
+        entry: dict[str, Any] = {
+            "latency": {},
+            "concurrency": {},
+            "settings": {
+                "max_concurrency": max(plan.concurrency),
+                **{key: getattr(defaults, key) for key in _BATCHING_SETTINGS},
+            },
+        }
         with serving.http_service(
             backend,
             models_dir,
