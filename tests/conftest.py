@@ -3,15 +3,17 @@ training pipeline (fine-tune -> NNCF calibration -> QAT -> export -> gate -> pub
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from qatflow.local import free_port  # noqa: F401  (re-exported for tests)
 
-os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -39,6 +41,25 @@ def compile_ir(version):
     return ov.Core().compile_model(
         str(version.ir_path), "CPU", {"INFERENCE_PRECISION_HINT": PINNED_PRECISION}
     )
+
+
+# Tests on the session's Kubernetes control plane (tests/cluster/conftest.py).
+CLUSTER_TESTS = "tests/cluster/"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under ``-n N`` (``--dist load``), every test is scheduled on its own except the cluster
+    tier's, which go to one worker together, so that one control plane serves them all.
+    (xdist's own ``--dist loadgroup`` marks do not group under pytest 9.)"""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClusterTierTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return CLUSTER_TESTS if nodeid.startswith(CLUSTER_TESTS) else nodeid
+
+    return ClusterTierTogether(config, log)
 
 
 def tiny_training_overrides(model_dir: Path, output_dir: Path) -> dict[str, object]:
@@ -116,15 +137,11 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def published_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A ModelVersion published by the real pipeline; its models dir is ``.path.parent.parent``."""
-    from qatflow.training.config import TrainingSettings
-    from qatflow.training.pipeline import run_pipeline
-
-    models_dir = tmp_path_factory.mktemp("models")
-    settings = TrainingSettings.load(
-        overrides=tiny_training_overrides(tiny_model_dir, models_dir), environ={}
+    """A ModelVersion published by the real pipeline; its models dir is ``.path.parent.parent``.
+    Tests only read it."""
+    return trained_once(
+        tmp_path_factory, TINY_MODEL_NAME, lambda out: tiny_training_overrides(tiny_model_dir, out)
     )
-    return run_pipeline(settings)
 
 
 TINY_CLASSIFIER_NAME = "tiny-classifier"
@@ -167,15 +184,49 @@ def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def published_classifier(tiny_classifier_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """A text-classification ModelVersion (binary sentiment: negative, positive) published by
-    the real pipeline; its models dir is ``.path.parent.parent``."""
+    the real pipeline; its models dir is ``.path.parent.parent``. Tests only read it."""
+    return trained_once(
+        tmp_path_factory,
+        TINY_CLASSIFIER_NAME,
+        lambda out: tiny_classifier_overrides(tiny_classifier_dir, out),
+    )
+
+
+# The fixtures that run the training pipeline: every test using one is marked `slow`, so that
+# `-m "not slow"` (make test-fast) trains nothing.
+TRAINED_FIXTURES = {"published_model", "published_classifier"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def trained_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    overrides: Callable[[Path], dict[str, object]],
+):
+    """The version ``name`` published by one run of the real pipeline per test session: under
+    pytest-xdist the first worker trains while the others wait on a file lock, then all open it."""
+    from qatflow.core.artifacts import open_version
     from qatflow.training.config import TrainingSettings
     from qatflow.training.pipeline import run_pipeline
 
-    models_dir = tmp_path_factory.mktemp("classifier-models")
-    settings = TrainingSettings.load(
-        overrides=tiny_classifier_overrides(tiny_classifier_dir, models_dir), environ={}
-    )
-    return run_pipeline(settings)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    models_dir = root / f"trained-{name}"
+    with (root / f"trained-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (models_dir / name).is_dir():
+            staged = root / f"trained-{name}.partial"
+            shutil.rmtree(staged, ignore_errors=True)
+            settings = TrainingSettings.load(overrides=overrides(staged), environ={})
+            run_pipeline(settings)
+            staged.rename(models_dir)
+    return open_version(models_dir, name)
 
 
 def ir_class_probabilities(version, texts: list[str]):

@@ -58,6 +58,10 @@ class TrainingError(RuntimeError):
 class AccuracyGateError(TrainingError):
     """The INT8 model lost more accuracy than the tolerance allows; nothing was published."""
 
+    def __init__(self, message: str, metrics: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.metrics = metrics  # what was measured, the summary and the gate included
+
 
 def resolve_model(name_or_path: str) -> str:
     """The embedded model's folder inside its package, or the hub id / path as given."""
@@ -373,7 +377,11 @@ class _Job:
             )
 
             with self.step("Accuracy gate and publish"):
-                _log_summary(metrics, task.headline_metric)
+                metrics["accuracy_gate"] = {
+                    "metric": task.headline_metric,
+                    "tolerance": settings.accuracy_tolerance,
+                }
+                metrics["summary"] = _log_summary(metrics, task.headline_metric)
                 _gate(metrics, task.headline_metric, settings.accuracy_tolerance)
                 self.timings["total_seconds"] = time.perf_counter() - started
                 artifacts.write_json(staged / artifacts.METRICS, metrics)
@@ -475,11 +483,13 @@ def _gate(metrics: dict[str, Any], metric: str, tolerance: float) -> None:
     if int8 < fp32 - tolerance:
         raise AccuracyGateError(
             f"INT8 {metric} {int8:.2f} is below FP32 {metric} {fp32:.2f} "
-            f"minus tolerance {tolerance:.2f}"
+            f"minus tolerance {tolerance:.2f}",
+            metrics,
         )
 
 
-def _log_summary(metrics: dict[str, Any], metric: str) -> None:
+def _log_summary(metrics: dict[str, Any], metric: str) -> str:
+    """Log the accuracy table and the one-line summary; the summary (after "summary: ")."""
     rows = [
         (f"baseline ({metrics['baseline_model']})", "baseline"),
         ("FP32", "fp32"),
@@ -491,18 +501,15 @@ def _log_summary(metrics: dict[str, Any], metric: str) -> None:
     log.info("%-*s" + " %9s" * len(names), width, "accuracy", *names)
     for title, key in rows:
         log.info("%-*s" + " %9.2f" * len(names), width, title, *(metrics[key][n] for n in names))
-    log.info(
-        "summary: %s | baseline %s %.2f | fp32 %.2f | ptq %.2f | int8 %.2f | "
-        "int8 vs fp32 %+.2f | int8 vs baseline %+.2f",
-        metrics["mode"],
-        metric,
-        metrics["baseline"][metric],
-        metrics["fp32"][metric],
-        metrics["ptq"][metric],
-        metrics["int8"][metric],
-        metrics["int8"][metric] - metrics["fp32"][metric],
-        metrics["int8"][metric] - metrics["baseline"][metric],
+    summary = (
+        f"{metrics['mode']} | baseline {metric} {metrics['baseline'][metric]:.2f} | "
+        f"fp32 {metrics['fp32'][metric]:.2f} | ptq {metrics['ptq'][metric]:.2f} | "
+        f"int8 {metrics['int8'][metric]:.2f} | "
+        f"int8 vs fp32 {metrics['int8'][metric] - metrics['fp32'][metric]:+.2f} | "
+        f"int8 vs baseline {metrics['int8'][metric] - metrics['baseline'][metric]:+.2f}"
     )
+    log.info("summary: %s", summary)
+    return summary
 
 
 def _seed(seed: int) -> None:
