@@ -156,7 +156,8 @@ class ModelBackend(ABC):
                 max_length=int(manifest["max_seq_length"]),
                 doc_stride=int(manifest["doc_stride"]),
             )
-        outputs = self._run_model(qa.pad(features, self._tokenizer.pad_token_id))
+            pad_id = tokenizer.pad_token_id
+        outputs = self._run_model(qa.pad(features, pad_id))
         start_logits, end_logits = outputs["start_logits"], outputs["end_logits"]
         contexts = [q.context for q in questions]
         answers: list[list[qa.Answer]] = []
