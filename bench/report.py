@@ -69,7 +69,8 @@ def markdown(report: dict[str, Any]) -> str:
     for note in report.get("notes", []):
         lines += [f"> Note: {note}", ""]
     lines += _targets(report) + _accuracy(report, titles) + _latency(report, titles)
-    lines += _throughput(report, titles) + _serving(report) + _sizes(report) + _training(report)
+    lines += _throughput(report, titles) + _serving(report) + _stages(report)
+    lines += _sizes(report) + _training(report)
     lines += _bert_base(report)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -167,6 +168,47 @@ def _throughput(report: dict[str, Any], titles: dict[str, str]) -> list[str]:
             + " | ".join("—" if c is None else f"{c:.1f} ({_x(c / base)})" for c in cells)
             + " |"
         )
+    return [*rows, ""]
+
+
+def _stages(report: dict[str, Any]) -> list[str]:
+    """Where one request's time goes: each step of the service timed alone, beside the whole."""
+    serving = report.get("serving") or {}
+    stages = serving.get("stages")
+    if not stages:
+        return []
+    from bench.run import SERVICE_RUNTIME
+
+    steps = ("parse", "tokenize", "spans", "reply")
+    rows = [
+        "### Where a request's time goes",
+        "",
+        "p50 ms of each step the service takes for one question, timed alone with the functions "
+        "the service calls (body parsing and validation, tokenization, span selection on the "
+        "runtime's real logits, reply encoding), beside the raw runtime and the whole request. "
+        "*Rest* is the HTTP p50 minus the in-process backend, parsing and reply: uvicorn, "
+        "FastAPI, the thread hand-off and the client.",
+        "",
+        "| service | text tokens | "
+        + " | ".join(steps)
+        + " | its raw runtime | in-process | HTTP | rest |",
+        "|---|---|" + "---|" * (len(steps) + 4),
+    ]
+    p50 = "p50_ms"
+    for label, value in stages.items():
+        cells = [_ms(value[name][p50]) for name in steps]
+        for backend, key in SERVICE_RUNTIME.items():
+            raw = serving["raw"].get(key, {}).get(label)
+            alone = serving.get("in_process", {}).get(backend, {}).get(label)
+            http = serving.get("http", {}).get(backend, {}).get("latency", {}).get(label)
+            if not (raw and alone and http):
+                continue
+            rest = http[p50] - alone[p50] - value["parse"][p50] - value["reply"][p50]
+            rows.append(
+                f"| {backend} | {label} | "
+                + " | ".join(cells)
+                + f" | {_ms(raw[p50])} | {_ms(alone[p50])} | {_ms(http[p50])} | {_ms(rest)} |"
+            )
     return [*rows, ""]
 
 

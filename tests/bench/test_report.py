@@ -95,6 +95,11 @@ def test_services_are_measured_end_to_end(quick_run):
         )
     assert _ordered(serving["grpc"]["latency"]["128"])
     assert serving["grpc"]["peak_rss_bytes"] > 0
+    # The service's own steps, each timed alone, on the same text.
+    assert set(serving["stages"]) == {"128"}
+    stages = serving["stages"]["128"]
+    assert set(stages) == {"parse", "tokenize", "spans", "reply"}
+    assert all(_ordered(step) for step in stages.values())
 
 
 @pytest.mark.slow
@@ -121,6 +126,7 @@ def test_markdown_plots_and_docs_are_written(quick_run):
         "## Latency",
         "## Throughput",
         "## End to end",
+        "### Where a request's time goes",
         "## Size on disk",
         "## Training cost",
     ):
