@@ -243,15 +243,17 @@ def trained_once(
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # shared by the workers of this run
+    # Trained in place (tests read the run's work files by the paths it recorded); the marker
+    # says the run finished, so a run that failed half-way is trained again, not reused.
     models_dir = root / f"trained-{name}"
+    finished = root / f"trained-{name}.finished"
     with (root / f"trained-{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (models_dir / name).is_dir():
-            staged = root / f"trained-{name}.partial"
-            shutil.rmtree(staged, ignore_errors=True)
-            settings = TrainingSettings.load(overrides=overrides(staged), environ={})
+        if not finished.exists():
+            shutil.rmtree(models_dir, ignore_errors=True)
+            settings = TrainingSettings.load(overrides=overrides(models_dir), environ={})
             run_pipeline(settings)
-            staged.rename(models_dir)
+            finished.touch()
     return open_version(models_dir, name)
 
 
