@@ -96,6 +96,6 @@ def _openvino_cpu() -> dict[str, Any]:
     return {
         "device": ov.Core().get_property("CPU", "FULL_DEVICE_NAME"),
         "capabilities": list(plugin.capabilities),
-        # What "default precision" means here: bf16 only where the CPU has AMX.
+        # The precision of "default" rows: bf16 where the CPU computes bf16 (AMX, AVX512-BF16).
         "default_inference_precision": plugin.default,
     }

@@ -19,7 +19,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TINY_MODEL_NAME = "tiny-qa"
 # Tests that compare two runtimes, or a runtime with training's evaluation, pin the precision
-# of the ops that are not INT8: at the CPU's default (bf16 on AMX Xeons) answer scores move by
+# of the ops that are not INT8: at the CPU's default (bf16 with AMX or AVX512-BF16) scores move by
 # up to ~2 % (measured on an AMX Xeon), at f32 only by the amounts below.
 PINNED_PRECISION = "f32"
 # At PINNED_PRECISION the optimum service and plain OpenVINO are one runtime: they differ only by

@@ -1,9 +1,10 @@
 """Inference precision: what the OpenVINO CPU plugin computes the ops that are not INT8 in.
 
 The INT8 layers of a published model run in int8 whatever is chosen here; LayerNorm, softmax,
-the attention and the element-wise ops run at the plugin's inference precision: f32 by default
-on most CPUs, bf16 by default where the CPU has AMX. Both backends ask their plugin for the same
-precision and report the one it applies, so the two give the same answers on every CPU.
+the attention and the element-wise ops run at the plugin's inference precision: bf16 by default
+where the CPU computes bf16 (AVX512-BF16 or AMX), f32 elsewhere. Both backends ask their plugin
+for the same precision and report the one it applies, so the two give the same answers on every
+CPU.
 """
 
 from __future__ import annotations
@@ -22,20 +23,22 @@ class CpuPlugin:
     """What an OpenVINO CPU plugin says of this machine."""
 
     default: str
-    """Its inference precision when none is asked for: ``f32``, or ``bf16`` on AMX CPUs."""
+    """Its inference precision when none is asked for: ``bf16`` on CPUs that compute bf16
+    (AVX512-BF16 or AMX), ``f32`` elsewhere."""
     capabilities: tuple[str, ...]
     """Its OPTIMIZATION_CAPABILITIES, e.g. ``("FP32", "BF16", "FP16", "INT8", ...)``."""
 
     def resolve(self, requested: str) -> str:
         """The precision the plugin computes at when ``requested`` is asked for: its default for
-        ``auto``; f32 for a reduced precision this CPU cannot compute (the plugin falls back
-        to f32 without a word, so the fallback is made visible here)."""
+        ``auto`` and for a reduced precision this CPU cannot compute (the plugin ignores such a
+        hint without a word, so the fallback is made visible here): f16 asked of a CPU with
+        bf16 but no FP16 runs at bf16, bf16 asked of an AVX2-only CPU at f32."""
         if requested == "auto":
             return self.default
         capability = _CAPABILITY.get(requested)
         if capability is None or capability in self.capabilities:
             return requested
-        return "f32"
+        return self.default
 
 
 def openvino_cpu_plugin() -> CpuPlugin:

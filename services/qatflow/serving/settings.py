@@ -69,7 +69,7 @@ class ServeSettings(Settings):
 
     inference_precision: InferencePrecision = "auto"
     """Precision of the ops that are not INT8, the same in both backends: auto keeps the CPU's
-    fastest (bf16 where it has AMX, else f32); f32 gives the same scores on every CPU."""
+    fastest (bf16 where it computes bf16, else f32); f32 gives the same scores on every CPU."""
 
     ort_provider_options: dict[str, Any] = Field(default_factory=dict)
     """Extra OpenVINO Execution Provider options for the onnxruntime backend (JSON object)."""

@@ -368,7 +368,7 @@ class _Job:
                     metrics["sparsity"]["ir"] = sparsity.ir_weight_sparsity(ir_path)
 
             # At f32 for the ops that are not INT8, so the figure measures quantization alone and
-            # is the same on every CPU (a service at `auto` runs bf16 on AMX CPUs).
+            # is the same on every CPU (a service at `auto` runs bf16 on CPUs that compute bf16).
             metrics["int8_inference_precision"] = EVAL_PRECISION
             metrics["int8"] = self._evaluate_infer(
                 export.openvino_infer(ir_path, {precision.HINT: EVAL_PRECISION}),
