@@ -52,11 +52,13 @@ def test_distillation_qat_publishes_a_smaller_int8_student(tiny_model_dir, tmp_p
     assert version is not None
     artifacts.verify(version)
     assert version.manifest["mode"] == "distillation_qat"
-    assert set(version.manifest["metrics"]) == set(STAGES)
+    assert set(version.manifest["metrics"]) == {*STAGES, "transfer"}
     metrics = version.metrics()
     assert metrics["baseline_model"] == "the teacher"
     for stage in STAGES:
         assert set(metrics[stage]) == {"exact_match", "f1", "samples"}
+    # the teacher, the student and both INT8 models on the hand-written set too
+    assert set(metrics["transfer"]) == set(STAGES)
     student = metrics["student"]
     assert (student["layers"], student["teacher_layers"]) == (1, 2)
     assert student["parameters"] < student["teacher_parameters"]
@@ -79,10 +81,12 @@ def test_distillation_from_a_given_teacher_publishes_post_training_int8(
             teacher_model=teacher,
             student_layers=1,
             model_name="tiny-student",
+            transfer_eval=False,
         )
     )
     assert version is not None
     metrics = version.metrics()
+    assert "transfer" not in metrics and "transfer" not in version.manifest["metrics"]
     assert "teacher_training" not in metrics["timings"]
     assert "qat_training" not in metrics["timings"]  # distillation alone: PTQ INT8
     assert metrics["baseline_model"] == "the teacher"
@@ -256,6 +260,7 @@ def test_classification_distils_into_a_smaller_student(tiny_classifier_dir, tmp_
     assert version.manifest["task"] == "text-classification"
     for stage in STAGES:
         assert set(metrics[stage]) == {"accuracy", "f1", "samples"}
+    assert "transfer" not in metrics  # the hand-written set is for question answering
     assert (metrics["student"]["layers"], metrics["student"]["teacher_layers"]) == (1, 2)
     assert (
         metrics["timings"]["distillation_training"]["last_loss"]

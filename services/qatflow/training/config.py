@@ -12,6 +12,9 @@ from qatflow.core.settings import Settings
 
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 EMBEDDED_QA_DATASET = "embedded:synthetic-qa"
+# Hand-written questions over prose paragraphs, not generated: how a question-answering model
+# does on text unlike its training data. One split, ``validation``.
+EMBEDDED_TRANSFER_DATASET = "embedded:transfer-qa"
 EMBEDDED_CLASSIFICATION_DATASET = "embedded:synthetic-sentiment"
 TASKS = ("question-answering", "text-classification")
 # What each task publishes and learns from when model_name / dataset are not set.
@@ -76,6 +79,11 @@ class TrainingSettings(Settings):
 
     max_eval_samples: int | None = Field(default=200, ge=1)
     """Cap on evaluation examples (None: all)."""
+
+    transfer_eval: bool = True
+    """Question answering: also score the hand-written transfer set (``embedded:transfer-qa``:
+    80 questions over short prose paragraphs, shipped with qatflow) after every evaluation, as
+    ``transfer`` in metrics.json: how the model does on text unlike its training data."""
 
     max_seq_length: int = Field(default=256, ge=32, le=4096)
     """Tokens per window, question and context together."""

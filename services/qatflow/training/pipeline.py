@@ -381,7 +381,11 @@ class _Job:
                     "ir": artifacts.IR_FILE,
                     "onnx": artifacts.ONNX_FILE,
                     "libraries": _library_versions(),
-                    "metrics": {k: metrics[k] for k in ("baseline", "fp32", "ptq", "int8")},
+                    "metrics": {
+                        k: metrics[k]
+                        for k in ("baseline", "fp32", "ptq", "int8", "transfer")
+                        if k in metrics
+                    },
                 }
                 return artifacts.publish(
                     staged, settings.output_dir, settings.published_name, manifest
@@ -429,9 +433,17 @@ class _Job:
                 return {}
             started = time.perf_counter()
             scores = self.task.evaluate(infer, self.settings.eval_batch_size)
+            log.info("%s: %s", label, _scores(scores))
+            transfer = self.task.evaluate_transfer(infer, self.settings.eval_batch_size)
+            if transfer is not None:
+                self.metrics.setdefault("transfer", {})[label] = transfer
+                log.info("%s transfer set: %s", label, _scores(transfer))
             self.timings[f"{label}_eval_seconds"] = time.perf_counter() - started
-            log.info("%s: %s", label, ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
             return scores
+
+
+def _scores(scores: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
 
 
 def _swap_in(new: Path, final: Path) -> None:
@@ -475,30 +487,35 @@ def _gate(metrics: dict[str, Any], metric: str, tolerance: float) -> None:
         )
 
 
+_STAGES = (("FP32", "fp32"), ("PTQ INT8", "ptq"), ("INT8 (IR)", "int8"))
+
+
 def _log_summary(metrics: dict[str, Any], metric: str) -> None:
-    rows = [
-        (f"baseline ({metrics['baseline_model']})", "baseline"),
-        ("FP32", "fp32"),
-        ("PTQ INT8", "ptq"),
-        ("INT8 (IR)", "int8"),
-    ]
+    """The accuracy table (evaluation split, then the transfer set) and one summary line."""
+    transfer = metrics.get("transfer", {})
+    rows = [(f"baseline ({metrics['baseline_model']})", metrics["baseline"])]
+    rows += [(title, metrics[key]) for title, key in _STAGES]
+    if metrics["mode"] != "qat" and "baseline" in transfer:
+        rows.append(("transfer set: baseline", transfer["baseline"]))
+    rows += [(f"transfer set: {title}", transfer[key]) for title, key in _STAGES if key in transfer]
     names = list(metrics["fp32"])
     width = max(len(title) for title, _ in rows)
-    log.info("%-*s" + " %9s" * len(names), width, "accuracy", *names)
-    for title, key in rows:
-        log.info("%-*s" + " %9.2f" * len(names), width, title, *(metrics[key][n] for n in names))
-    log.info(
-        "summary: %s | baseline %s %.2f | fp32 %.2f | ptq %.2f | int8 %.2f | "
-        "int8 vs fp32 %+.2f | int8 vs baseline %+.2f",
-        metrics["mode"],
-        metric,
-        metrics["baseline"][metric],
-        metrics["fp32"][metric],
-        metrics["ptq"][metric],
-        metrics["int8"][metric],
-        metrics["int8"][metric] - metrics["fp32"][metric],
-        metrics["int8"][metric] - metrics["baseline"][metric],
+    log.info("%-*s" + " %11s" * len(names), width, "accuracy", *names)
+    for title, scores in rows:
+        log.info("%-*s" + " %11.2f" * len(names), width, title, *(scores[n] for n in names))
+    line = (
+        f"summary: {metrics['mode']} | baseline {metric} {metrics['baseline'][metric]:.2f} | "
+        f"fp32 {metrics['fp32'][metric]:.2f} | ptq {metrics['ptq'][metric]:.2f} | "
+        f"int8 {metrics['int8'][metric]:.2f} | "
+        f"int8 vs fp32 {metrics['int8'][metric] - metrics['fp32'][metric]:+.2f} | "
+        f"int8 vs baseline {metrics['int8'][metric] - metrics['baseline'][metric]:+.2f}"
     )
+    if "int8" in transfer:
+        line += (
+            f" | transfer int8 exact_match {transfer['int8']['exact_match']:.2f} "
+            f"{metric} {transfer['int8'][metric]:.2f}"
+        )
+    log.info("%s", line)
 
 
 def _seed(seed: int) -> None:
