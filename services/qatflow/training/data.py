@@ -15,7 +15,7 @@ from qatflow.training.config import EMBEDDED_QA_DATASET, EMBEDDED_TRANSFER_DATAS
 EMBEDDED_PREFIX = "embedded:"
 _TRANSFER_FILE = "transfer_qa.json"  # the hand-written set, shipped in this package
 # Sizes of the generated splits; max_train_samples / max_eval_samples cap what is used.
-EMBEDDED_SIZES = {"train": 4000, "validation": 1000}
+EMBEDDED_SIZES = {"train": 8000, "validation": 1000}
 
 
 class DataError(RuntimeError):

@@ -406,6 +406,8 @@ class _Job:
 
         settings, world = self.settings, self.world
         total = self.task.steps(epochs, settings.batch_size)
+        if settings.freeze_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(False)
         timings = fine_tune(
             world.wrap(model, self.device),
             world.shard(self.task.train_batches(epochs, settings.batch_size, seed), total),
