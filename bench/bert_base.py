@@ -91,9 +91,7 @@ def run(
             "vocab": config.vocab_size,
         },
         "parameters_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-        "runtimes": {
-            r.key: {"title": r.title, "precision": r.precision, **r.detail} for r in chosen
-        },
+        "runtimes": {r.key: r.describe() for r in chosen},
         "latency": latency,
         "sizes": {
             "ir_fp32": convert.ir_bytes(fp32_ir),

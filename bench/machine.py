@@ -90,16 +90,12 @@ def _cpuinfo() -> dict[str, str]:
 def _openvino_cpu() -> dict[str, Any]:
     import openvino as ov
 
-    core = ov.Core()
+    from qatflow.core.precision import openvino_cpu_plugin
+
+    plugin = openvino_cpu_plugin()
     return {
-        "device": core.get_property("CPU", "FULL_DEVICE_NAME"),
-        "capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")),
-        # What "default precision" means here: bf16 only where the CPU has it.
-        "default_inference_precision": _type_name(
-            core.get_property("CPU", "INFERENCE_PRECISION_HINT")
-        ),
+        "device": ov.Core().get_property("CPU", "FULL_DEVICE_NAME"),
+        "capabilities": list(plugin.capabilities),
+        # What "default precision" means here: bf16 only where the CPU has AMX.
+        "default_inference_precision": plugin.default,
     }
-
-
-def _type_name(value: Any) -> str:
-    return value.to_string() if hasattr(value, "to_string") else str(value)

@@ -29,9 +29,19 @@ def _mib(size: int | None) -> str:
     return "—" if size is None else f"{size / 2**20:.1f} MiB"
 
 
+def titled(runtimes: dict[str, Any]) -> dict[str, str]:
+    """Each runtime's title with the precision its ops that are not INT8 ran at."""
+    return {
+        key: f"{value['title']} ({value['inference_precision']})"
+        if "inference_precision" in value
+        else value["title"]
+        for key, value in runtimes.items()
+    }
+
+
 def markdown(report: dict[str, Any]) -> str:
     machine, model = report["machine"], report["model"]
-    titles = {key: value["title"] for key, value in report["runtimes"].items()}
+    titles = titled(report["runtimes"])
     lines = [
         f"Measured {machine['date']} on **{machine['cpu_model']}**, "
         f"{machine['usable_cores']} cores, {machine['memory_gib']} GiB "
@@ -341,7 +351,7 @@ def _bert_base(report: dict[str, Any]) -> list[str]:
         "| runtime | seq | p50 ms | p90 ms | p99 ms | p50 × |",
         "|---|---|---|---|---|---|",
     ]
-    rows += _latency_rows(latency, base, {k: v["title"] for k, v in bert["runtimes"].items()})
+    rows += _latency_rows(latency, base, titled(bert["runtimes"]))
     return [*rows, ""]
 
 
@@ -352,7 +362,7 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    titles = {key: value["title"] for key, value in report["runtimes"].items()}
+    titles = titled(report["runtimes"])
 
     # Latency percentiles per runtime, one panel per sequence length (BERT-base panels after).
     panels = [
@@ -364,7 +374,7 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
         panels += [
             (
                 f"BERT-base, seq {n}",
-                {bert["runtimes"][k]["title"]: v[n] for k, v in bert["latency"].items()},
+                {titled(bert["runtimes"])[k]: v[n] for k, v in bert["latency"].items()},
             )
             for n in next(iter(bert["latency"].values()))
         ]

@@ -40,9 +40,7 @@ def run_benchmark(
         report["sizes"] = sources.sizes(src, fp32)
         report["training_cost"] = _training_cost(src.metrics)
         chosen = runtimes.all_runtimes(src, model, fp32)
-        report["runtimes"] = {
-            r.key: {"title": r.title, "precision": r.precision, **r.detail} for r in chosen
-        }
+        report["runtimes"] = {r.key: r.describe() for r in chosen}
         by_key = {r.key: r for r in chosen}
 
     with step(log, 2, STEPS, "Accuracy of every runtime on the same eval set"):
@@ -130,7 +128,7 @@ def run_benchmark(
                 **result,
                 "tokens": window["input_ids"].shape[1],
             }
-            report["runtimes"].setdefault(static.key, {"title": static.title, "precision": "int8"})
+            report["runtimes"].setdefault(static.key, static.describe())
             del static
 
     with step(log, 4, STEPS, "Throughput: batched, and concurrent async infer requests"):

@@ -34,10 +34,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     TORCH_EXTENSIONS_DIR=/opt/torch_extensions \
     NNCF_EXTENSION_LOAD_TIMEOUT=0 \
     QATFLOW_TRAIN_OUTPUT_DIR=/models
-COPY dockerfiles/build_nncf_extension.py /opt/qatflow/build_nncf_extension.py
 USER 10001:10001
 # Compile NNCF's C++ extension now, as the runtime user, so no Job waits ~90 s for it.
-RUN python /opt/qatflow/build_nncf_extension.py
+RUN python -m qatflow.training.nncf_extension
 WORKDIR /models
 VOLUME ["/models"]
 ENTRYPOINT ["python", "-m", "qatflow.training"]

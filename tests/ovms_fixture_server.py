@@ -10,22 +10,32 @@ version) with the OpenVINO runtime, over the two gRPC APIs OVMS has spoken:
   (GetModelStatus), from the protos shipped inside ``ovmsclient``.
 
 Errors use the status codes OVMS uses: NOT_FOUND for an unknown model or version,
-INVALID_ARGUMENT for missing/unexpected inputs, wrong precision or rank.
+INVALID_ARGUMENT for missing/unexpected inputs, wrong precision, rank or batch size. Beside the
+gRPC port it answers OVMS's REST health paths over HTTP/1 (``/v2/health/live``,
+``/v2/health/ready``, ``/v2/models/<name>/ready``): a port that is not a gRPC one.
 
-Run: ``python tests/ovms_fixture_server.py --models-dir DIR`` prints ``PORT <n>`` once serving
-on 127.0.0.1, and stops on SIGTERM. ``FixtureServer`` does that from a test.
+Each served model is a ``ModelSpec``: a served name, a folder of numbered versions, and what
+the server tells and takes (tensor metadata or none, a stated batch size, an unstated limit,
+answers in typed contents), so one server can play the several servers a client meets.
+
+Run: ``python tests/ovms_fixture_server.py --models-dir DIR`` (or ``--models JSON``, a list of
+specs) prints ``PORT <grpc> REST <http>`` once serving on 127.0.0.1, and stops on SIGTERM.
+``FixtureServer`` does that from a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
@@ -50,6 +60,56 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import np_to_triton_dtype, triton_to_np_dtype
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model a test server serves: the newest version under ``path``, as ``name``."""
+
+    name: str
+    path: Path
+    """``<models_dir>/<model>``, holding numbered version folders."""
+
+    tensor_metadata: bool = True
+    """List the inputs and outputs in the model's metadata (MLServer lists none by default)."""
+
+    batch_size: int | None = None
+    """A fixed batch, stated in the metadata's input shapes; requests of other sizes are refused
+    (OVMS's ``batch_size`` setting)."""
+
+    max_batch: int | None = None
+    """A limit the metadata does not state: requests of more rows are refused."""
+
+    typed_outputs: bool = False
+    """Answer in typed contents (``fp32_contents`` ...) instead of raw bytes (the stand-in only)."""
+
+    versioned: bool = True
+    """Serve the model as its version number; False: MLServer without ``parameters.version``
+    (the stand-in, as OVMS, always serves numbered versions)."""
+
+    @classmethod
+    def every_model(cls, models_dir: Path) -> list[ModelSpec]:
+        """Each model folder under ``models_dir``, under its own name, as OVMS would serve it."""
+        return [cls(p.name, p) for p in sorted(Path(models_dir).iterdir()) if newest_version(p)]
+
+    def to_json(self) -> dict[str, object]:
+        return {**asdict(self), "path": str(self.path)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ModelSpec:
+        return cls(**{**data, "path": Path(str(data["path"]))})  # type: ignore[arg-type]
+
+
+def newest_version(model_dir: Path) -> Path | None:
+    """The highest positive numbered folder holding an IR, as OVMS's default version policy."""
+    if not model_dir.is_dir():
+        return None
+    versions = sorted(
+        (int(p.name), p)
+        for p in model_dir.iterdir()
+        if p.name.isdigit() and int(p.name) > 0 and any(p.glob("*.xml"))
+    )
+    return versions[-1][1] if versions else None
+
+
 class ServingError(Exception):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
@@ -58,7 +118,7 @@ class ServingError(Exception):
 
 @dataclass
 class ServedModel:
-    name: str
+    spec: ModelSpec
     version: int
     compiled: ov.CompiledModel
     request: ov.InferRequest
@@ -66,7 +126,19 @@ class ServedModel:
     inputs: dict[str, tuple[np.dtype, int]]  # name -> (dtype, rank)
     outputs: dict[str, np.dtype]
 
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def shape(self, port: ov.ConstOutput, *, is_input: bool) -> list[int]:
+        """A port's shape as the metadata states it: -1 if dynamic; an input's fixed batch."""
+        shape = [-1 if d.is_dynamic else d.get_length() for d in port.get_partial_shape()]
+        if is_input and self.spec.batch_size:
+            shape[0] = self.spec.batch_size
+        return shape
+
     def infer(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._check_batch(arrays)
         missing = sorted(set(self.inputs) - set(arrays))
         if missing:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Missing inputs: {missing}")
@@ -92,26 +164,42 @@ class ServedModel:
                 port.get_any_name(): np.array(value, copy=True) for port, value in results.items()
             }
 
+    def _check_batch(self, arrays: dict[str, np.ndarray]) -> None:
+        batch = max((len(array) for array in arrays.values() if array.ndim), default=0)
+        expected = self.spec.batch_size
+        if expected and batch != expected:
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Invalid input batch size - Expected: {expected}; Actual: {batch}",
+            )
+        limit = self.spec.max_batch
+        if limit and batch > limit:
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Invalid input batch size - Expected: at most {limit}; Actual: {batch}",
+            )
 
-def load_repository(models_dir: Path) -> dict[str, ServedModel]:
-    """Every ``<name>/<N>/`` holding an IR, newest N per name, as OVMS's default policy."""
+
+def load_repository(models: Path | Sequence[ModelSpec]) -> dict[str, ServedModel]:
+    """Each spec's newest version; a folder serves every model in it under its own name."""
+    specs = ModelSpec.every_model(models) if isinstance(models, Path) else models
+    if not all(spec.versioned for spec in specs):
+        raise ValueError("the stand-in, as OVMS, serves numbered versions only")
     core = ov.Core()
     served = {}
-    for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir()):
-        versions = sorted(
-            (int(p.name), p)
-            for p in model_dir.iterdir()
-            if p.name.isdigit() and int(p.name) > 0 and any(p.glob("*.xml"))
-        )
-        if not versions:
+    for spec in specs:
+        path = newest_version(spec.path)
+        if path is None:
             continue
-        number, path = versions[-1]
+        # f32 beside INT8, so the tests can compare its answers with plain OpenVINO on any CPU.
         compiled = core.compile_model(
-            str(next(iter(sorted(path.glob("*.xml"))))), "CPU", {"PERFORMANCE_HINT": "LATENCY"}
+            str(next(iter(sorted(path.glob("*.xml"))))),
+            "CPU",
+            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
         )
-        served[model_dir.name] = ServedModel(
-            name=model_dir.name,
-            version=number,
+        served[spec.name] = ServedModel(
+            spec=spec,
+            version=int(path.name),
             compiled=compiled,
             request=compiled.create_infer_request(),
             lock=threading.Lock(),
@@ -182,10 +270,11 @@ class KServeServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         response = service_pb2.ModelMetadataResponse(
             name=model.name, versions=[str(model.version)], platform="OpenVINO"
         )
-        for port in model.compiled.inputs:
-            response.inputs.append(_kserve_tensor_metadata(port))
-        for port in model.compiled.outputs:
-            response.outputs.append(_kserve_tensor_metadata(port))
+        if model.spec.tensor_metadata:
+            for port in model.compiled.inputs:
+                response.inputs.append(_kserve_tensor_metadata(model, port, is_input=True))
+            for port in model.compiled.outputs:
+                response.outputs.append(_kserve_tensor_metadata(model, port, is_input=False))
         return response
 
     @_abort_on_error
@@ -216,22 +305,27 @@ class KServeServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         )
         for name in wanted:
             array = np.ascontiguousarray(results[name])
-            response.outputs.append(
-                service_pb2.ModelInferResponse.InferOutputTensor(
-                    name=name, datatype=np_to_triton_dtype(array.dtype), shape=list(array.shape)
-                )
+            tensor = service_pb2.ModelInferResponse.InferOutputTensor(
+                name=name, datatype=np_to_triton_dtype(array.dtype), shape=list(array.shape)
             )
-            response.raw_output_contents.append(array.tobytes())
+            if model.spec.typed_outputs:
+                getattr(tensor.contents, _TYPED_CONTENTS[array.dtype.kind]).extend(array.ravel())
+            else:
+                response.raw_output_contents.append(array.tobytes())
+            response.outputs.append(tensor)
         return response
 
 
+_TYPED_CONTENTS = {"f": "fp32_contents", "i": "int64_contents"}  # the IRs' float32 and int64
+
+
 def _kserve_tensor_metadata(
-    port: ov.ConstOutput,
+    model: ServedModel, port: ov.ConstOutput, *, is_input: bool
 ) -> service_pb2.ModelMetadataResponse.TensorMetadata:
     return service_pb2.ModelMetadataResponse.TensorMetadata(
         name=port.get_any_name(),
         datatype=np_to_triton_dtype(np.dtype(port.get_element_type().to_dtype())),
-        shape=[-1 if dim.is_dynamic else dim.get_length() for dim in port.get_partial_shape()],
+        shape=model.shape(port, is_input=is_input),
     )
 
 
@@ -263,10 +357,13 @@ class TfsPredictionServicer(prediction_service_pb2_grpc.PredictionServiceService
             spec.name, spec.version.value if spec.HasField("version") else None
         )
         signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
-        for port in model.compiled.inputs:
-            signature.inputs[port.get_any_name()].CopyFrom(_tfs_tensor_info(port))
-        for port in model.compiled.outputs:
-            signature.outputs[port.get_any_name()].CopyFrom(_tfs_tensor_info(port))
+        if model.spec.tensor_metadata:
+            for port in model.compiled.inputs:
+                info = _tfs_tensor_info(model, port, is_input=True)
+                signature.inputs[port.get_any_name()].CopyFrom(info)
+            for port in model.compiled.outputs:
+                info = _tfs_tensor_info(model, port, is_input=False)
+                signature.outputs[port.get_any_name()].CopyFrom(info)
         signatures = get_model_metadata_pb2.SignatureDefMap()
         signatures.signature_def["serving_default"].CopyFrom(signature)
         packed = any_pb2.Any()
@@ -278,13 +375,13 @@ class TfsPredictionServicer(prediction_service_pb2_grpc.PredictionServiceService
         return response
 
 
-def _tfs_tensor_info(port: ov.ConstOutput) -> meta_graph_pb2.TensorInfo:
+def _tfs_tensor_info(
+    model: ServedModel, port: ov.ConstOutput, *, is_input: bool
+) -> meta_graph_pb2.TensorInfo:
     dtype = np.dtype(port.get_element_type().to_dtype())
+    sizes = model.shape(port, is_input=is_input)
     shape = tensor_shape_pb2.TensorShapeProto(
-        dim=[
-            tensor_shape_pb2.TensorShapeProto.Dim(size=-1 if d.is_dynamic else d.get_length())
-            for d in port.get_partial_shape()
-        ]
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in sizes]
     )
     return meta_graph_pb2.TensorInfo(
         name=port.get_any_name(), dtype=NP_TO_TENSOR_MAP[dtype.type].TensorDtype, tensor_shape=shape
@@ -307,8 +404,41 @@ class TfsModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return get_model_status_pb2.GetModelStatusResponse(model_version_status=[status])
 
 
-def serve(models_dir: Path, port: int = 0) -> tuple[grpc.Server, int]:
-    repository = Repository(load_repository(models_dir))
+class RestHealth(BaseHTTPRequestHandler):
+    """OVMS's REST health paths; answers HTTP/1 only, as a REST port does."""
+
+    repository: Repository
+    _MODEL_READY = re.compile(r"^/v2/models/([^/]+)(?:/versions/(\d+))?/ready$")
+
+    def do_GET(self) -> None:
+        found = self.path in ("/v2/health/live", "/v2/health/ready")
+        match = self._MODEL_READY.match(self.path)
+        if match:
+            try:
+                version = int(match.group(2)) if match.group(2) else None
+                self.repository.get(match.group(1), version)
+                found = True
+            except ServingError:
+                found = False
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def serve_rest(repository: Repository, port: int = 0) -> ThreadingHTTPServer:
+    handler = type("Handler", (RestHealth,), {"repository": repository})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def serve(
+    models: Path | Sequence[ModelSpec], port: int = 0
+) -> tuple[grpc.Server, int, ThreadingHTTPServer]:
+    repository = Repository(load_repository(models))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(KServeServicer(repository), server)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
@@ -317,7 +447,7 @@ def serve(models_dir: Path, port: int = 0) -> tuple[grpc.Server, int]:
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(TfsModelServicer(repository), server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
-    return server, bound
+    return server, bound, serve_rest(repository)
 
 
 def save_int32_model(directory: Path) -> None:
@@ -337,28 +467,63 @@ def save_int32_model(directory: Path) -> None:
     ov.save_model(ov.Model([start, end], params, "int32-qa"), directory / "openvino_model.xml")
 
 
-class FixtureServer:
-    """The fixture server in a real subprocess, so a test can stop it like a crashed server."""
+class LoopbackServer:
+    """A test server's process on 127.0.0.1: its gRPC port and an HTTP/1 one (REST)."""
 
-    def __init__(self, models_dir: Path, port: int = 0) -> None:
-        self.models_dir = models_dir
-        self.port = port
-        self.process: subprocess.Popen[str] | None = None
+    port: int
+    rest_port: int
+    process: subprocess.Popen | None  # type: ignore[type-arg]
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def rest_address(self) -> str:
+        """Its HTTP/1 port: something that answers, but not gRPC."""
+        return f"127.0.0.1:{self.rest_port}"
+
+    def start(self) -> LoopbackServer:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """SIGTERM, as Kubernetes stops a pod; SIGKILL if it does not exit in time."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> LoopbackServer:
+        # A server already started (``start_server``) is not started twice: that would leave
+        # the first process running with nothing to stop it.
+        return self if self.process is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FixtureServer(LoopbackServer):
+    """The fixture server in a real subprocess, so a test can stop it like a crashed server.
+
+    ``models``: a folder whose every model is served under its own name, or a list of specs.
+    """
+
+    def __init__(self, models: Path | Sequence[ModelSpec], port: int = 0) -> None:
+        self.models = models
+        self.port = port
+        self.rest_port = 0
+        self.process: subprocess.Popen[str] | None = None
+
     def start(self, timeout: float = 60.0) -> FixtureServer:
+        if isinstance(self.models, Path):
+            models = ["--models-dir", str(self.models)]
+        else:
+            models = ["--models", json.dumps([spec.to_json() for spec in self.models])]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--models-dir",
-                str(self.models_dir),
-                "--port",
-                str(self.port),
-            ],
+            [sys.executable, __file__, *models, "--port", str(self.port)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -371,38 +536,31 @@ class FixtureServer:
         if not line.startswith("PORT "):
             self.stop()
             raise RuntimeError(f"fixture server did not start (got {line!r})")
-        self.port = int(line.split()[1])
+        _, port, _, rest_port = line.split()
+        self.port, self.rest_port = int(port), int(rest_port)
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().stop()
         if self.process is not None and self.process.stdout:
             self.process.stdout.close()
-
-    def __enter__(self) -> FixtureServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", type=Path, required=True)
+    models = parser.add_mutually_exclusive_group(required=True)
+    models.add_argument("--models-dir", type=Path, help="serve every model in it")
+    models.add_argument("--models", type=json.loads, help="a JSON list of ModelSpec objects")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(list(argv) if argv is not None else None)
-    server, port = serve(args.models_dir, args.port)
+    specs = args.models_dir or [ModelSpec.from_json(item) for item in args.models]
+    server, port, rest = serve(specs, args.port)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    print(f"PORT {port}", flush=True)
+    print(f"PORT {port} REST {rest.server_address[1]}", flush=True)
     stopped.wait()
+    rest.shutdown()
     server.stop(grace=2).wait()
     return 0
 

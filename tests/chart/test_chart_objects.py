@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from qatflow.core import outcome
 from qatflow.ovms.config import OVMS_IMAGE, model_server_config, ready_path, server_args
 from qatflow.serving.settings import ServeSettings
-from qatflow.training import cli as training_cli
 from qatflow.training.config import TrainingSettings
 
 from .conftest import FULLNAME, NAMESPACE, RELEASE, Rendered, chart_values, render
@@ -22,6 +22,7 @@ BACKENDS = {"optimum", "onnxruntime", "ovms"}
 # Set by the chart from other values, not from training.settings / inference.settings.
 TRAIN_FROM_CHART = {"output_dir", "model_name"}
 SERVE_FROM_CHART = {"backend", "models_dir", "model_name", "model_version", "host", "port"}
+TERMINATION_LOG = "/dev/termination-log"
 
 
 def annotations_of(obj: dict[str, Any]) -> dict[str, str]:
@@ -138,7 +139,10 @@ def test_training_job_is_a_pre_install_hook(rendered: Rendered) -> None:
         assert "completionMode" not in spec
         assert train["command"] == ["python", "-m", "qatflow.training"]
     presets = [training["preset"]] if isinstance(training["preset"], str) else training["preset"]
-    expected_args = ["--log-format", training["logFormat"]]
+    # The outcome goes where Kubernetes keeps it in the pod's status for `qatflow status`.
+    assert train["terminationMessagePath"] == TERMINATION_LOG
+    assert train["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    expected_args = ["--log-format", training["logFormat"], "--outcome-file", TERMINATION_LOG]
     assert train["args"] == expected_args + [
         word for name in presets if name for word in ("--preset", name)
     ]
@@ -157,12 +161,8 @@ def test_failed_training_fails_the_job_at_once(rendered: Rendered) -> None:
     assert fail_job["onExitCodes"]["containerName"] == "training"
     assert fail_job["onExitCodes"]["operator"] == "In"
     # The training command's own failure exit codes: no retry can fix them.
-    assert set(fail_job["onExitCodes"]["values"]) == {
-        training_cli.EXIT_FAILED,
-        training_cli.EXIT_BAD_CONFIG,
-        training_cli.EXIT_GATE_FAILED,
-    }
-    assert training_cli.EXIT_PUBLISHED not in fail_job["onExitCodes"]["values"]
+    assert fail_job["onExitCodes"]["values"] == list(outcome.FAILURE_EXIT_CODES)
+    assert outcome.EXIT_PUBLISHED not in fail_job["onExitCodes"]["values"]
 
 
 def test_everything_the_hook_uses_exists_before_it(rendered: Rendered) -> None:
@@ -208,7 +208,10 @@ def test_the_pvc_hook_keeps_the_models(rendered: Rendered) -> None:
     (claim,) = claims
     notes = annotations_of(claim)
     assert notes["helm.sh/resource-policy"] == "keep"
-    assert "helm.sh/hook-delete-policy" not in notes, "deleting it would delete the models"
+    # No delete policy: any would delete the models. Helm's default (before-hook-creation)
+    # would too, on a reinstall: so the chart renders no claim that exists already (`lookup`,
+    # which `helm template` cannot do; tests/cluster reinstalls on a real API server).
+    assert "helm.sh/hook-delete-policy" not in notes
     assert claim["spec"]["accessModes"] == persistence["accessModes"]
     assert claim["spec"]["resources"]["requests"]["storage"] == persistence["size"]
 
@@ -344,6 +347,9 @@ def test_ovms_serves_a_pinned_version_when_named() -> None:
     (configmap,) = r.of_kind("ConfigMap")
     config = json.loads(configmap["data"]["config.json"])["model_config_list"][0]["config"]
     assert config["model_version_policy"] == {"specific": {"versions": [3]}}
+    # The client asks for that version: its tokenizer, and the one OVMS serves.
+    args = container(r.test_pod())["args"]
+    assert args[args.index("--model-version") + 1] == "3"
 
 
 # -- settings env ------------------------------------------------------------------------------

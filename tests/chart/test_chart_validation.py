@@ -7,10 +7,14 @@ import json
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
+
+from qatflow.core.settings import Settings
+from qatflow.serving.settings import ServeSettings
+from qatflow.training.config import TrainingSettings
 
 from .conftest import CHART, CI_VALUES, HELM, RELEASE, TOOL_VENV_BIN, Rendered, run_helm
 
@@ -185,6 +189,18 @@ def test_schema_is_strict_everywhere() -> None:
     walk(schema, "values")
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert set(schema["properties"]) == set(values)
+
+
+@pytest.mark.parametrize(
+    ("section", "settings"), [("training", TrainingSettings), ("inference", ServeSettings)]
+)
+def test_schema_choices_are_the_settings_choices(section: str, settings: type[Settings]) -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    properties = schema["properties"][section]["properties"]["settings"]["properties"]
+    choices = {key: node["enum"] for key, node in properties.items() if "enum" in node}
+    assert choices, f"{section}.settings has no choice lists to check"
+    for key, listed in choices.items():
+        assert listed == list(get_args(settings.model_fields[key].annotation)), key
 
 
 def test_docs_list_every_value() -> None:

@@ -159,7 +159,7 @@ def test_multinode_command_is_a_static_torchrun_rendezvous(gang: Rendered) -> No
         "qatflow",
         "train",
     ]
-    assert train["args"] == ["--log-format", "text"]
+    assert train["args"] == ["--log-format", "text", "--outcome-file", "/dev/termination-log"]
     # What torchrun itself makes of the line pod 2 runs (the Job controller sets the index).
     run = pytest.importorskip("torch.distributed.run")
     argv = as_kubelet_runs_it(train, JOB_COMPLETION_INDEX="2")
@@ -172,8 +172,11 @@ def test_multinode_command_is_a_static_torchrun_rendezvous(gang: Rendered) -> No
         "train",
         "--log-format",
         "text",
+        "--outcome-file",
+        "/dev/termination-log",
     ]
-    assert train_arguments(parsed.training_script_args[1:]).log_format == "text"
+    arguments = train_arguments(parsed.training_script_args[1:])
+    assert (arguments.log_format, arguments.outcome_file) == ("text", "/dev/termination-log")
 
 
 def test_multinode_pods_share_a_read_write_many_volume(gang: Rendered) -> None:
@@ -309,7 +312,14 @@ def test_gpu_layouts_that_cannot_work_fail_clearly(assignments: list[str], messa
 def test_preset_is_passed_and_only_changed_settings_override_it() -> None:
     r = render(ci("distillation"))
     train = container(training_job(r), "training")
-    assert train["args"] == ["--log-format", "text", "--preset", "distillation"]
+    assert train["args"] == [
+        "--log-format",
+        "text",
+        "--outcome-file",
+        "/dev/termination-log",
+        "--preset",
+        "distillation",
+    ]
     env = {
         name.removeprefix(TrainingSettings.env_prefix).lower(): value
         for name, value in env_of(train).items()
@@ -331,6 +341,8 @@ def test_presets_layer_in_order() -> None:
     assert container(training_job(r), "training")["args"] == [
         "--log-format",
         "text",
+        "--outcome-file",
+        "/dev/termination-log",
         "--preset",
         "distillation_qat",
         "--preset",

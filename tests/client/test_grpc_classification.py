@@ -1,4 +1,5 @@
-"""``qatflow ask`` classifying texts over gRPC (KServe v2 and TF-Serving) with the OVMS stand-in."""
+"""``qatflow ask`` classifying texts over gRPC against each server (the OVMS stand-in over KServe
+v2 and TF-Serving, MLServer over KServe v2)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from qatflow.training import synthetic_classification as synthetic
 from tests.conftest import ir_class_probabilities
 
 from .ask_command import run_ask
-
-PROTOCOLS = ["kserve", "tfs"]
+from .conftest import CLASSIFIER_BARE, CLASSIFIER_LIMIT_2, per_target
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +25,18 @@ def texts() -> list[str]:
     return [long] + [example.text for example in examples[1:]]
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@per_target
+@pytest.mark.parametrize("served", ["published", CLASSIFIER_BARE, CLASSIFIER_LIMIT_2])
 def test_library_classifies_like_openvino_in_process(
-    protocol, classifier_server, published_classifier, texts
+    protocol, served, classifier_server, published_classifier, texts
 ):
+    """As published; from a server whose metadata lists no tensors; from one that refuses
+    more than two texts per request."""
     labels = published_classifier.manifest["labels"]
     expected = ir_class_probabilities(published_classifier, texts)
     client = GrpcTextClassification(
         connect(protocol, classifier_server.address, timeout=10),
-        published_classifier.name,
+        published_classifier.name if served == "published" else served,
         published_classifier,
     )
     try:
@@ -50,7 +53,7 @@ def test_library_classifies_like_openvino_in_process(
     assert [row[0].label for row in batch] == [labels[i] for i in expected.argmax(axis=1)]
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@per_target
 def test_cli_prints_label_and_score(protocol, classifier_server, published_classifier, texts):
     expected = ir_class_probabilities(published_classifier, texts[:2])
     labels = published_classifier.manifest["labels"]

@@ -1,313 +1,313 @@
-"""``qatflow status`` against the Kubernetes API fixture: the outcomes a user can meet."""
+"""``qatflow status`` against a real API server, during and after a real ``helm install``.
+
+Simulated: only the nodes' containers (simulated_node.py). The training pod's log lines and
+its termination message are what the training command prints and writes (the message is made
+by the same ``TrainingOutcome`` the training CLI writes); everything ``qatflow status`` reads —
+Jobs, pods, their logs through the API server, Deployments, Services, claims and events —
+comes from Kubernetes itself.
+"""
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
 
 from qatflow.cli import main
 from qatflow.cluster import problems
+from qatflow.core.outcome import EXIT_GATE_FAILED, TrainingOutcome
+from qatflow.local import free_port
 
-from . import k8s_objects as k8s
-from .conftest import NAMESPACE
-from .kube_api_fixture import KubernetesApiFixture
+from .conftest import CHART, TOOLS, Namespace
+from .simulated_node import Script
+from .training_run import SUMMARY, TRAINING_LOG, TRAINS
+
+pytestmark = pytest.mark.cluster
 
 RELEASE = "qatchart"
-CLAIM = f"{RELEASE}-qat-models"
-TRAINING_LOG = [
-    "01:00:05 INFO    qatflow.training.pipeline: [1/8] Load model",
-    "01:00:41 INFO    qatflow.training.loop: qat step 40/75 loss 1.2034 11.8 samples/s ETA 0m48s",
-    "01:06:10 INFO    qatflow.training.pipeline: accuracy             EM       F1",
-    "01:06:10 INFO    qatflow.training.pipeline: FP32              71.50    80.12",
-    "01:06:10 INFO    qatflow.training.pipeline: summary: fp32 f1 80.12 | ptq f1 77.90 | "
-    "qat int8 f1 79.85 | delta -0.27",
-    "01:06:12 INFO    qatflow.training.pipeline: published bert-qa version 1 to "
-    "/models/bert-qa/1 in 6m07s",
-]
 
 
-def follow(kubeconfig: Path, *extra: str) -> int:
-    """``qatflow status``, bounded so that a regression fails in seconds instead of hanging."""
-    bounds = ["--poll-interval", "0.05", "--timeout", "20"]
-    return main(["status", RELEASE, "--kubeconfig", str(kubeconfig), *bounds, *extra])
+@pytest.fixture
+def background() -> Iterator[list[subprocess.Popen[str]]]:
+    """Commands left running (a helm install waiting on its hook) are stopped at the end."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=30)
 
 
-def install(api: KubernetesApiFixture, backend: str = "optimum") -> tuple[dict, dict, dict]:
-    """A release right after ``helm install``: the hook Job's pod running, no Deployment yet."""
-    job = k8s.training_job(RELEASE, NAMESPACE, CLAIM)
-    pod = k8s.job_pod(job)
-    k8s.set_container_state(pod, "running")
-    deployment = k8s.inference_deployment(RELEASE, NAMESPACE, backend, CLAIM)
-    api.add(
-        job,
-        pod,
-        k8s.volume_claim(RELEASE, NAMESPACE, CLAIM, phase="Bound", storage_class="local-path"),
+def helm_install(
+    namespace: Namespace,
+    background: list[subprocess.Popen[str]],
+    *args: str,
+    release: str = RELEASE,
+) -> subprocess.Popen[str]:
+    """``helm install`` as a user starts it, left running while the test follows it."""
+    process = subprocess.Popen(
+        [str(TOOLS / "helm"), "install", release, str(CHART), "--timeout", "60s", *args],
+        env=namespace.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    # Another release's failed training in the same namespace must not be mistaken for ours.
-    other = k8s.training_job("other", NAMESPACE, "other-qat-models")
-    k8s.job_finished(other, failed=True)
-    api.add(other)
-    return job, pod, deployment
+    background.append(process)
+    return process
 
 
-def finish_training(
-    api: KubernetesApiFixture, job: dict, pod: dict, deployment: dict, *, exit_code: int = 0
-) -> None:
-    def container_exited(api: KubernetesApiFixture) -> None:
-        k8s.set_container_state(
-            pod, "terminated", exitCode=exit_code, reason="Completed" if exit_code == 0 else "Error"
-        )
-        k8s.job_finished(job, failed=exit_code != 0)
-        if exit_code == 0:  # Helm goes on with the release's objects once the hook succeeded
-            serving_pod = k8s.deployment_pod(deployment)
-            k8s.set_container_state(serving_pod, "running")
-            api.add(deployment, k8s.inference_service(deployment), serving_pod)
-
-    api.after_log(pod["metadata"]["name"], container_exited)
+def follow(namespace: Namespace, *extra: str, release: str = RELEASE) -> int:
+    """``qatflow status``, bounded so that a regression fails in seconds instead of hanging."""
+    bounds = ["--poll-interval", "0.2", "--timeout", "60"]
+    return main(["status", release, "--kubeconfig", str(namespace.kubeconfig), *bounds, *extra])
 
 
-def test_follows_training_then_prints_how_to_query(kube_api, kubeconfig, capsys):
-    job, pod, deployment = install(kube_api)
-    kube_api.logs[pod["metadata"]["name"]] = TRAINING_LOG
-    finish_training(kube_api, job, pod, deployment)
-    kube_api.after_reads("Deployment", 4, lambda api: k8s.deployment_available(deployment))
+def finished(process: subprocess.Popen[str]) -> tuple[int, str]:
+    out, err = process.communicate(timeout=90)
+    return process.returncode, out + err
 
-    assert follow(kubeconfig) == problems.EXIT_READY
+
+def test_follows_training_then_prints_how_to_query(namespace, background, capsys):
+    namespace.script("training", TRAINS)
+    install = helm_install(namespace, background)
+
+    assert follow(namespace) == problems.EXIT_READY
 
     out = capsys.readouterr().out
-    # The training log is streamed as kubectl logs -f would, then summed up.
+    # The training log is streamed as kubectl logs -f would, then summed up from what the
+    # container reported as it exited.
     assert (
-        out.index("[1/8] Load model")
+        out.index("[1/9] Load model")
         < out.index("qat step 40/75")
-        < out.index("training Job qatchart-qat-training complete")
+        < out.index("training Job qatchart-training complete")
+        < out.index(f"==> accuracy summary: {SUMMARY}")
+        < out.index("==> published bert-qa version 1 to /models/bert-qa/1\n")
     )
-    assert (
-        "==> accuracy summary: fp32 f1 80.12 | ptq f1 77.90 | qat int8 f1 79.85 | delta -0.27"
-        in out
-    )
-    assert "==> published bert-qa version 1 to /models/bert-qa/1" in out
-    assert "Deployment qatchart-qat-optimum is available (optimum)" in out
-    assert "kubectl port-forward -n qa-demo svc/qatchart-qat-optimum 8080:8080" in out
+    assert "Deployment qatchart-optimum is available (optimum)" in out
+    assert f"kubectl port-forward -n {namespace.name} svc/qatchart-optimum 8080:8080" in out
     assert "qatflow ask --url http://127.0.0.1:8080" in out
-    # It found its objects by the chart's labels, and streamed with follow=true.
-    queries = [(urlsplit(path).path, parse_qs(urlsplit(path).query)) for path in kube_api.requests]
-    assert (
-        f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs",
-        {
-            "labelSelector": [
-                "app.kubernetes.io/instance=qatchart,app.kubernetes.io/component=training"
-            ]
-        },
-    ) in queries
-    assert any(
-        path.endswith("/log")
-        and query.get("follow") == ["true"]
-        and query.get("container") == ["training"]
-        for path, query in queries
+    code, said = finished(install)
+    assert code == 0, said
+
+
+def test_after_the_install_quiet_prints_only_the_outcome(namespace, background, capsys):
+    namespace.script("training", TRAINS)
+    code, said = finished(
+        helm_install(namespace, background, "--set", "inference.backend=onnxruntime")
     )
+    assert code == 0, said
 
-
-def test_quiet_prints_only_the_outcome(kube_api, kubeconfig, capsys):
-    job, pod, deployment = install(kube_api, backend="onnxruntime")
-    kube_api.logs[pod["metadata"]["name"]] = TRAINING_LOG
-    finish_training(kube_api, job, pod, deployment)
-    k8s.deployment_available(deployment)
-
-    assert follow(kubeconfig, "--quiet") == problems.EXIT_READY
+    assert follow(namespace, "--quiet") == problems.EXIT_READY
 
     out = capsys.readouterr().out
     assert "qat step 40/75" not in out
-    assert "==> accuracy summary: fp32 f1 80.12" in out
+    assert f"==> accuracy summary: {SUMMARY}" in out
     assert "(onnxruntime)" in out
 
 
-def test_accuracy_gate_failure_exits_with_the_reason(kube_api, kubeconfig, capsys):
-    job, pod, deployment = install(kube_api)
-    kube_api.logs[pod["metadata"]["name"]] = [
-        *TRAINING_LOG[:2],
-        "01:06:10 ERROR   qatflow.training: accuracy gate failed, nothing published: "
-        "INT8 f1 70.00 is below FP32 f1 80.12 minus tolerance 1.00",
-    ]
-    finish_training(kube_api, job, pod, deployment, exit_code=3)
+def test_accuracy_gate_failure_exits_with_the_reason(namespace, background, capsys):
+    message = (
+        "accuracy gate failed, nothing published: INT8 f1 70.00 is below FP32 f1 80.12 minus "
+        "tolerance 1.00"
+    )
+    outcome = TrainingOutcome(EXIT_GATE_FAILED, message, metric="f1", summary=SUMMARY)
+    namespace.script(
+        "training",
+        Script(exit_code=EXIT_GATE_FAILED, log=TRAINING_LOG[:2], message=outcome.to_json()),
+    )
+    install = helm_install(namespace, background)
 
-    assert follow(kubeconfig) == problems.EXIT_TRAINING_FAILED
+    assert follow(namespace) == problems.EXIT_TRAINING_FAILED
 
     err = capsys.readouterr().err
-    assert "training Job qatchart-qat-training failed (BackoffLimitExceeded)" in err
-    assert "accuracy gate failed: the INT8 model lost too much accuracy" in err
-    assert "INT8 f1 70.00 is below FP32 f1 80.12" in err
-    assert "kubectl logs -n qa-demo job/qatchart-qat-training" in err
-    # A failed hook means Helm deploys no service: status does not wait for one.
-    assert not any("/deployments" in path for path in kube_api.requests[-3:])
+    assert f"training Job qatchart-training failed (PodFailurePolicy): {message}" in err
+    assert f"accuracy summary: {SUMMARY}" in err
+    assert f"kubectl logs -n {namespace.name} job/qatchart-training" in err
+    assert finished(install)[0] != 0
 
 
-def test_training_image_pull_error(kube_api, kubeconfig, capsys):
-    _, pod, _ = install(kube_api)
-    k8s.set_container_state(
-        pod,
-        "waiting",
-        reason="ImagePullBackOff",
-        message=f'Back-off pulling image "{k8s.TRAINING_IMAGE}"',
+def test_killed_training_shows_the_end_of_its_log(namespace, background, capsys):
+    """Killed before it could write its outcome: Kubernetes keeps the log's end instead
+    (terminationMessagePolicy FallbackToLogsOnError), and status shows that."""
+    tail = "\n".join(TRAINING_LOG[:2])
+    namespace.script(
+        "training", Script(exit_code=137, reason="OOMKilled", log=TRAINING_LOG[:2], message=tail)
     )
+    helm_install(namespace, background, "--set", "training.backoffLimit=0")
 
-    assert follow(kubeconfig) == problems.EXIT_IMAGE_PULL
-
-    err = capsys.readouterr().err
-    assert f"cannot pull image {k8s.TRAINING_IMAGE} (ImagePullBackOff)" in err
-    assert "imagePullSecrets" in err
-
-
-def test_service_image_pull_error(kube_api, kubeconfig, capsys):
-    deployment = k8s.inference_deployment(RELEASE, NAMESPACE, "optimum", CLAIM)
-    pod = k8s.deployment_pod(deployment)
-    k8s.set_container_state(
-        pod, "waiting", reason="ErrImagePull", message="failed to resolve reference: not found"
-    )
-    kube_api.add(deployment, pod)
-
-    assert follow(kubeconfig) == problems.EXIT_IMAGE_PULL
-    assert "(ErrImagePull): failed to resolve reference: not found" in capsys.readouterr().err
-
-
-def test_pending_volume_claim(kube_api, kubeconfig, capsys):
-    job = k8s.training_job(RELEASE, NAMESPACE, CLAIM)
-    pod = k8s.job_pod(job)
-    k8s.set_unschedulable(
-        pod,
-        "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. "
-        "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
-    )
-    claim = k8s.volume_claim(RELEASE, NAMESPACE, CLAIM, phase="Pending", storage_class=None)
-    kube_api.add(
-        job,
-        pod,
-        claim,
-        k8s.claim_event(
-            claim,
-            "FailedBinding",
-            "no persistent volumes available for this claim and no storage class is set",
-        ),
-    )
-
-    assert follow(kubeconfig, "--volume-grace", "0.2") == problems.EXIT_PENDING_VOLUME
-
-    err = capsys.readouterr().err
-    assert f"PersistentVolumeClaim {CLAIM}, still Pending (storageClass cluster default)" in err
-    assert "FailedBinding: no persistent volumes available for this claim" in err
-
-
-def test_claim_bound_late_is_not_an_error(kube_api, kubeconfig, capsys):
-    """WaitForFirstConsumer claims stay Pending a while: only one stuck past the grace fails."""
-    job, pod, deployment = install(kube_api)
-    kube_api.objects["PersistentVolumeClaim"][0]["status"]["phase"] = "Pending"
-    k8s.set_unschedulable(
-        pod, "0/1 nodes are available: waiting for first consumer to be created before binding"
-    )
-
-    def bound(api: KubernetesApiFixture) -> None:
-        api.objects["PersistentVolumeClaim"][0]["status"]["phase"] = "Bound"
-        k8s.set_container_state(pod, "running")
-
-    kube_api.after_reads("PersistentVolumeClaim", 3, bound)
-    kube_api.logs[pod["metadata"]["name"]] = TRAINING_LOG
-    finish_training(kube_api, job, pod, deployment)
-    k8s.deployment_available(deployment)
-
-    assert follow(kubeconfig, "--volume-grace", "30") == problems.EXIT_READY
-
-
-def test_timeout_while_the_service_never_becomes_available(kube_api, kubeconfig, capsys):
-    deployment = k8s.inference_deployment(RELEASE, NAMESPACE, "optimum", CLAIM)
-    pod = k8s.deployment_pod(deployment)
-    k8s.set_container_state(
-        pod, "waiting", reason="CrashLoopBackOff", message="back-off 40s restarting"
-    )
-    kube_api.add(deployment, pod, k8s.inference_service(deployment))
-
-    assert follow(kubeconfig, "--timeout", "0.5") == problems.EXIT_TIMEOUT
+    assert follow(namespace) == problems.EXIT_TRAINING_FAILED
 
     err = capsys.readouterr().err
     assert (
-        "timed out after 0.5s waiting for Deployment qatchart-qat-optimum to become available"
-        in err
+        "failed (BackoffLimitExceeded): killed (out of memory or past activeDeadlineSeconds)"
+        in (err)
     )
-    assert "inference: CrashLoopBackOff" in err
+    assert "last log lines:\n    01:00:05 INFO" in err
+    assert "qat step 40/75 loss 1.2034" in err
 
 
-def test_inference_only_release_with_ovms(kube_api, kubeconfig, capsys):
-    """--no-hooks: no training Job; the OVMS Deployment is followed and the gRPC command printed."""
-    deployment = k8s.inference_deployment(RELEASE, NAMESPACE, "ovms", CLAIM)
-    k8s.deployment_available(deployment)
-    pod = k8s.deployment_pod(deployment)
-    k8s.set_container_state(pod, "running")
-    kube_api.add(deployment, pod, k8s.inference_service(deployment))
+def test_training_image_pull_error(namespace, background, capsys):
+    image = "registry.example.com/qatflow-training:0.1.0"
+    namespace.script(
+        "training",
+        Script(waiting="ImagePullBackOff", waiting_message=f'Back-off pulling image "{image}"'),
+    )
+    helm_install(namespace, background, "--set", "image.registry=registry.example.com")
 
-    assert follow(kubeconfig) == problems.EXIT_READY
+    assert follow(namespace) == problems.EXIT_IMAGE_PULL
+
+    err = capsys.readouterr().err
+    assert f"cannot pull image {image} (ImagePullBackOff)" in err
+    assert "imagePullSecrets" in err
+
+
+def test_service_image_pull_error(namespace, background, capsys):
+    namespace.script(
+        "inference",
+        Script(waiting="ErrImagePull", waiting_message="failed to resolve reference: not found"),
+    )
+    helm_install(namespace, background)
+
+    assert follow(namespace) == problems.EXIT_IMAGE_PULL
+    assert "(ErrImagePull): failed to resolve reference: not found" in capsys.readouterr().err
+
+
+def test_pending_volume_claim(namespace, background, capsys):
+    helm_install(namespace, background, "--set", "persistence.storageClass=absent")
+
+    assert follow(namespace, "--volume-grace", "1") == problems.EXIT_PENDING_VOLUME
+
+    err = capsys.readouterr().err
+    assert "PersistentVolumeClaim qatchart-models, still Pending (storageClass absent)" in err
+    # The real PersistentVolume controller's event says why.
+    assert 'ProvisioningFailed: storageclass.storage.k8s.io "absent" not found' in err
+
+
+def test_claim_bound_late_is_not_an_error(namespace, background, capsys):
+    """A claim the provisioner binds after a while is Pending meanwhile: only one stuck past
+    the grace fails."""
+    namespace.script("training", TRAINS)
+    helm_install(namespace, background, "--set", "persistence.storageClass=slow")
+
+    assert follow(namespace, "--volume-grace", "30", "--quiet") == problems.EXIT_READY
+
+
+def test_no_hooks_without_a_claim_says_what_to_pass(namespace, background, capsys):
+    """`--no-hooks` alone skips the hook that creates the claim: the pod waits for a claim
+    that will never exist, and status says so and what to pass instead."""
+    code, said = finished(helm_install(namespace, background, "--no-hooks"))
+    assert code == 0, said  # helm cannot know; the chart cannot see --no-hooks
+    assert "With --no-hooks it is not created" in said  # NOTES warn
+
+    assert follow(namespace, "--volume-grace", "1") == problems.EXIT_PENDING_VOLUME
+
+    err = capsys.readouterr().err
+    assert "PersistentVolumeClaim qatchart-models, which does not exist" in err
+    assert "--set training.enabled=false --set persistence.existingClaim=" in err
+
+
+def test_timeout_while_the_service_never_becomes_available(namespace, background, capsys):
+    namespace.script(
+        "inference", Script(waiting="CrashLoopBackOff", waiting_message="back-off 40s")
+    )
+    helm_install(namespace, background)
+
+    assert follow(namespace, "--timeout", "5") == problems.EXIT_TIMEOUT
+
+    err = capsys.readouterr().err
+    assert "timed out after 5.0s waiting for Deployment qatchart-optimum to become available" in (
+        err
+    )
+    assert "(pods waiting: optimum: CrashLoopBackOff)" in err
+
+
+def test_inference_only_release_with_ovms(namespace, background, capsys):
+    """--no-hooks on a kept claim: no Job; the OVMS Deployment is followed and the gRPC
+    command printed."""
+    namespace.create_claim("kept-models")
+    flags = ("--no-hooks", "--set", "training.enabled=false")
+    flags += ("--set", "persistence.existingClaim=kept-models", "--set", "inference.backend=ovms")
+    code, said = finished(helm_install(namespace, background, *flags))
+    assert code == 0, said
+
+    assert follow(namespace) == problems.EXIT_READY
 
     out = capsys.readouterr().out
     assert "no training Job" in out
-    assert "kubectl port-forward -n qa-demo svc/qatchart-qat-ovms 9000:9000" in out
+    assert f"kubectl port-forward -n {namespace.name} svc/qatchart-ovms 9000:9000" in out
     assert "qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model bert-qa" in out
 
 
-def test_release_that_does_not_exist_times_out_with_a_hint(kube_api, kubeconfig, capsys):
-    assert follow(kubeconfig, "--timeout", "0.3", "-n", "elsewhere") == problems.EXIT_TIMEOUT
+def test_multi_node_training_follows_rank_zero_only(namespace, background, capsys):
+    index = "batch.kubernetes.io/job-completion-index"
+
+    def by_rank(pod: dict) -> Script:
+        if pod["metadata"]["annotations"][index] == "0":
+            return TRAINS
+        return Script(seconds=2.0, log=("[rank 1/6] rank 1 finished training",))
+
+    namespace.script("training", by_rank)
+    helm_install(namespace, background, "-f", str(CHART / "ci" / "multinode-values.yaml"))
+
+    assert follow(namespace) == problems.EXIT_READY
+
+    out = capsys.readouterr().out
+    assert "==> published bert-qa version 1" in out
+    assert "rank 1 finished training" not in out
+    assert "retried" not in out
+
+
+def test_release_that_does_not_exist_times_out_with_a_hint(namespace, capsys):
+    assert follow(namespace, "--timeout", "1", "-n", "elsewhere") == problems.EXIT_TIMEOUT
     assert (
         "app.kubernetes.io/instance=qatchart in namespace elsewhere "
         "(is the release installed there?)" in capsys.readouterr().err
     )
 
 
-def test_context_chooses_the_namespace(kube_api, kubeconfig, capsys):
-    config = yaml.safe_load(kubeconfig.read_text())
-    staging = {
-        "name": "staging",
-        "context": {"cluster": "fixture", "user": "tester", "namespace": "staging"},
-    }
-    config["contexts"].append(staging)
-    kubeconfig.write_text(yaml.safe_dump(config))
+def test_context_chooses_the_namespace(namespace, capsys):
+    config = yaml.safe_load(namespace.kubeconfig.read_text())
+    staging = {**config["contexts"][0]["context"], "namespace": "staging"}
+    config["contexts"].append({"name": "staging", "context": staging})
+    namespace.kubeconfig.write_text(yaml.safe_dump(config))
 
-    assert follow(kubeconfig, "--context", "staging", "--timeout", "0.3") == problems.EXIT_TIMEOUT
+    assert follow(namespace, "--context", "staging", "--timeout", "1") == problems.EXIT_TIMEOUT
     assert "in namespace staging (is the release installed there?)" in capsys.readouterr().err
-    assert follow(kubeconfig, "--context", "absent") == problems.EXIT_USAGE
+    assert follow(namespace, "--context", "absent") == problems.EXIT_USAGE
+
+
+def unreachable_kubeconfig(path: Path) -> Path:
+    """A kubeconfig naming a loopback port where nothing listens."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{free_port()}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def test_missing_kubeconfig_is_a_usage_error(tmp_path, capsys):
-    assert follow(tmp_path / "absent.yaml") == problems.EXIT_USAGE
+    arguments = ["status", RELEASE, "--kubeconfig", str(tmp_path / "absent.yaml")]
+    assert main(arguments) == problems.EXIT_USAGE
     assert "cannot load the Kubernetes configuration" in capsys.readouterr().err
 
 
-def test_unreachable_cluster(kube_api, kubeconfig, capsys):
-    kube_api.stop()
-    assert follow(kubeconfig, "--timeout", "5") == problems.EXIT_CLUSTER_ERROR
+def test_unreachable_cluster(tmp_path, capsys):
+    kubeconfig = unreachable_kubeconfig(tmp_path / "kubeconfig")
+    assert main(["status", RELEASE, "--kubeconfig", str(kubeconfig), "--timeout", "5"]) == (
+        problems.EXIT_CLUSTER_ERROR
+    )
     assert "cannot reach the Kubernetes API" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", [["--timeout", "0"], ["--poll-interval", "-1"]])
-def test_bad_arguments(kubeconfig, bad, capsys):
+def test_bad_arguments(tmp_path, bad, capsys):
+    kubeconfig = unreachable_kubeconfig(tmp_path / "kubeconfig")
     assert main(["status", RELEASE, "--kubeconfig", str(kubeconfig), *bad]) == problems.EXIT_USAGE
-
-
-def test_multi_node_training_follows_rank_zero_only(kube_api, kubeconfig, capsys):
-    job, pod, deployment = install(kube_api)
-    job["spec"].update(completionMode="Indexed", completions=2, parallelism=2)
-    index = "batch.kubernetes.io/job-completion-index"
-    pod["metadata"]["annotations"] = {index: "0"}
-    worker = k8s.job_pod(job, suffix="1-w9q4z")
-    worker["metadata"]["annotations"] = {index: "1"}
-    k8s.set_container_state(worker, "running")
-    kube_api.add(worker)
-    kube_api.logs[pod["metadata"]["name"]] = TRAINING_LOG
-    kube_api.logs[worker["metadata"]["name"]] = ["[rank 1/2] rank 1 finished training"]
-    finish_training(kube_api, job, pod, deployment)
-    kube_api.after_reads("Deployment", 4, lambda api: k8s.deployment_available(deployment))
-
-    assert follow(kubeconfig) == problems.EXIT_READY
-
-    out = capsys.readouterr().out
-    assert "published bert-qa version 1" in out
-    assert "rank 1 finished training" not in out
-    assert "retried" not in out

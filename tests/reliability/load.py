@@ -185,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-name", help="default: the only model under --models-dir")
     parser.add_argument("--report-dir", type=Path, default=Path("bench/reports"))
     args = parser.parse_args(argv)
-    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     failed = False
     with tempfile.TemporaryDirectory(prefix="qatflow-load-") as scratch:

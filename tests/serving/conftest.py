@@ -20,6 +20,7 @@ import pytest
 import qatflow
 from qatflow.core.artifacts import STAGING, ModelVersion
 from qatflow.local import free_port
+from tests.conftest import PINNED_PRECISION
 
 SERVICES_DIR = Path(qatflow.__file__).resolve().parent.parent
 START_TIMEOUT = 180.0  # importing torch and compiling the model on a busy 2-core runner
@@ -128,14 +129,17 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
 
 
 def both_backends(
-    version: ModelVersion, tmp_path_factory: pytest.TempPathFactory
+    version: ModelVersion, tmp_path_factory: pytest.TempPathFactory, **settings: Any
 ) -> Iterator[dict[str, ServiceProcess]]:
-    """Both backends serving ``version``, started side by side to share the wait."""
+    """Both backends serving ``version``, started side by side to share the wait; the tests
+    compare them with each other and with plain OpenVINO, so by default at the pinned precision
+    (see ``PINNED_PRECISION``)."""
     logs = tmp_path_factory.mktemp(f"{version.name}-service-logs")
     models_dir = version.path.parent.parent
+    settings = {"inference_precision": PINNED_PRECISION, **settings}
     running = {
         backend: ServiceProcess(
-            backend, models_dir, logs / f"{backend}.log", model_name=version.name
+            backend, models_dir, logs / f"{backend}.log", model_name=version.name, **settings
         )
         for backend in ("optimum", "onnxruntime")
     }

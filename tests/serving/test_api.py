@@ -12,6 +12,7 @@ from transformers import AutoTokenizer
 from qatflow.core import qa
 from qatflow.core.artifacts import ModelVersion
 from qatflow.training import synthetic
+from tests.conftest import CROSS_RUNTIME_REL, PINNED_PRECISION, compile_ir
 
 from .conftest import ServiceProcess
 
@@ -44,16 +45,16 @@ def test_both_backends_give_the_same_answers(services: dict[str, ServiceProcess]
         examples, replies["optimum"], replies["onnxruntime"], strict=True
     ):
         scores = [answer["score"] for answer in optimum["answers"]]
-        # The two runtimes differ by float rounding (~1e-6); only a near-tie may order differently.
-        assert [a["score"] for a in onnx["answers"]] == pytest.approx(scores, rel=1e-3, abs=1e-6)
-        if scores[0] - scores[1] > 1e-4 * scores[0]:
+        # Two OpenVINO releases (see CROSS_RUNTIME_REL); only a near-tie may order differently.
+        assert [a["score"] for a in onnx["answers"]] == pytest.approx(scores, rel=CROSS_RUNTIME_REL)
+        if scores[0] - scores[1] > 2 * CROSS_RUNTIME_REL * scores[0]:
             assert spans(optimum)[0] == spans(onnx)[0], example.question
             compared += 1
         for answer, start, end in spans(optimum) + spans(onnx):
             assert answer == example.context[start:end]
         assert scores == sorted(scores, reverse=True)
         assert all(0.0 < score <= 1.0 for score in scores)
-    assert compared >= len(examples) * 3 // 4
+    assert compared >= len(examples) // 2
 
 
 def test_single_and_batch_forms_agree(services: dict[str, ServiceProcess], examples) -> None:
@@ -77,11 +78,11 @@ def test_concurrent_requests_get_the_same_answers(
         assert [reply.json() for reply in replies] == expected * 3
 
 
-def reference_answers(version: ModelVersion, question: str, context: str) -> tuple[qa.Answer, int]:
-    """The best answer computed outside the service (plain OpenVINO on the IR, every window in
-    one batch), and the character offset where the context's first window ends."""
-    import openvino
-
+def reference_answers(
+    version: ModelVersion, question: str, context: str
+) -> tuple[list[qa.Answer], int]:
+    """The two best answers computed outside the service (plain OpenVINO on the IR, every window
+    in one batch), and the character offset where the context's first window ends."""
     tokenizer = AutoTokenizer.from_pretrained(version.path)
     features = qa.encode(
         tokenizer,
@@ -90,11 +91,16 @@ def reference_answers(version: ModelVersion, question: str, context: str) -> tup
         max_length=version.manifest["max_seq_length"],
         doc_stride=version.manifest["doc_stride"],
     )
-    compiled = openvino.Core().compile_model(str(version.ir_path), "CPU")
+    compiled = compile_ir(version)
     outputs = compiled(qa.pad(features, tokenizer.pad_token_id))
     best = qa.best_answers(
-        features, outputs["start_logits"], outputs["end_logits"], [context], max_answer_len=30
-    )[0][0]
+        features,
+        outputs["start_logits"],
+        outputs["end_logits"],
+        [context],
+        top_k=2,
+        max_answer_len=30,
+    )[0]
     first_window_end = max(span[1] for span in features[0].offsets if span is not None)
     return best, first_window_end
 
@@ -106,15 +112,22 @@ def test_long_context_answer_in_a_later_window(
     in_later_window = 0
     for example in examples[:8]:
         context = filler + example.context
-        best, first_window_end = reference_answers(published_model, example.question, context)
-        for service in services.values():
+        (best, second), first_window_end = reference_answers(
+            published_model, example.question, context
+        )
+        for backend, service in services.items():
             reply = service.ask({"question": example.question, "context": context}).json()
+            assert reply["answer"] == context[reply["start"] : reply["end"]]
+            if (
+                backend == "onnxruntime"
+                and best.score - second.score < 2 * CROSS_RUNTIME_REL * best.score
+            ):
+                continue  # another OpenVINO release: a near-tie may go either way
             assert (reply["answer"], reply["start"], reply["end"]) == (
                 best.answer,
                 best.start,
                 best.end,
             )
-            assert reply["answer"] == context[reply["start"] : reply["end"]]
         in_later_window += best.start >= first_window_end
     assert in_later_window >= 2  # the windows past the first one were really searched
 
@@ -252,6 +265,9 @@ def test_metrics(
     assert service.ask({"question": "", "context": "x"}).status_code == 422
     text = service.metrics()
     labels = f'backend="optimum",model="{published_model.name}"'
+    served = (
+        f'backend="optimum",inference_precision="{PINNED_PRECISION}",model="{published_model.name}"'
+    )
     bucket = f'backend="optimum",le="\\+Inf",model="{published_model.name}"'
     assert re.search(rf"qatflow_request_duration_seconds_bucket\{{{bucket}\}} [1-9]", text)
     assert re.search(rf"qatflow_request_duration_seconds_count\{{{labels}\}} [1-9]", text)
@@ -263,7 +279,7 @@ def test_metrics(
         r'qatflow_request_errors_total\{backend="optimum",code="422",kind="InvalidInputError"', text
     )
     assert f"qatflow_inferences_in_flight{{{labels}}} 0.0" in text
-    assert f"qatflow_model_version{{{labels}}} {published_model.version}.0" in text
+    assert f"qatflow_model_version{{{served}}} {published_model.version}.0" in text
     assert "process_resident_memory_bytes" in text
 
 

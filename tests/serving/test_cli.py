@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Iterator
 
@@ -70,9 +71,12 @@ def test_provider_options_come_from_settings() -> None:
         },
         environ={},
     )
-    options = OnnxRuntimeBackend(settings).provider_options()
+    backend = OnnxRuntimeBackend(settings)
+    options = backend.provider_options()
     assert options["device_type"] == "CPU"
     assert options["num_of_threads"] == "2"
     assert options["num_streams"] == "2"
     assert options["enable_qdq_optimizer"] == "true"
-    assert options["load_config"] == '{"CPU": {"PERFORMANCE_HINT": "LATENCY"}}'
+    assert json.loads(options["load_config"]) == {
+        "CPU": {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": backend.plugin.default}
+    }

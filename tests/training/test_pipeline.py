@@ -15,6 +15,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from qatflow.core import artifacts, qa
+from qatflow.core.outcome import EXIT_BAD_CONFIG, TrainingOutcome
 from qatflow.training.config import TrainingSettings
 from qatflow.training.pipeline import AccuracyGateError, run_pipeline
 from tests.conftest import tiny_training_overrides
@@ -116,8 +117,11 @@ def test_failed_accuracy_gate_publishes_nothing(tiny_model_dir, tmp_path, monkey
     monkeypatch.setattr(export, "openvino_infer", full_stop_ir)
     # the fixture's settings: a model whose FP32 F1 is above 0, so an INT8 F1 of 0 fails the gate
     overrides = {**tiny_training_overrides(tiny_model_dir, tmp_path), "accuracy_tolerance": 0.0}
-    with pytest.raises(AccuracyGateError, match="below FP32"):
+    with pytest.raises(AccuracyGateError, match="below FP32") as refused:
         run_pipeline(TrainingSettings.load(overrides=overrides, environ={}))
+    # What the training command reports as its outcome: the gate's metric and the summary.
+    assert refused.value.metrics["accuracy_gate"] == {"metric": "f1", "tolerance": 0.0}
+    assert refused.value.metrics["summary"].startswith("qat | baseline f1 ")
     assert artifacts.find_latest(tmp_path) is None
     assert list((tmp_path / artifacts.STAGING).iterdir()) == []
 
@@ -154,13 +158,25 @@ def test_killed_run_leaves_no_version_and_a_rerun_publishes(tiny_model_dir, tmp_
     staged = list((tmp_path / artifacts.STAGING).iterdir())
     assert staged and (staged[0] / "openvino_model.xml").is_file()  # it died with a full model
     assert artifacts.find_latest(tmp_path) is None
-    settings = TrainingSettings.load(
-        overrides=_killable_overrides(tiny_model_dir, tmp_path), environ={}
+    # The rerun, as the chart's Job runs it: the outcome goes to the termination-message file.
+    outcome_file = tmp_path / "termination-log"
+    rerun = subprocess.run(
+        [*command, "--outcome-file", str(outcome_file)], capture_output=True, text=True
     )
-    version = run_pipeline(settings)
-    assert version.version == 1
-    assert artifacts.find_latest(tmp_path) == version
+    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    version = artifacts.find_latest(tmp_path)
+    assert version is not None and version.version == 1
     artifacts.verify(version)
+    reported = TrainingOutcome.from_json(outcome_file.read_text())
+    assert reported is not None and reported.published
+    assert (reported.model, reported.version) == (version.name, 1)
+    assert reported.message == f"published {version.name} version 1 to {version.path}"
+    metrics = version.metrics()
+    assert reported.metric == "f1"
+    assert reported.scores == {stage: metrics[stage]["f1"] for stage in reported.scores}
+    assert set(reported.scores) == {"baseline", "fp32", "ptq", "int8"}
+    assert reported.summary == metrics["summary"]
+    assert f"summary: {reported.summary}" in rerun.stdout
 
 
 def test_bad_configuration_exits_2_with_a_one_line_reason(tmp_path):
@@ -173,13 +189,19 @@ def test_bad_configuration_exits_2_with_a_one_line_reason(tmp_path):
             "epochz=1",
             "--output-dir",
             str(tmp_path),
+            "--outcome-file",
+            str(tmp_path / "outcome"),
         ],
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 2
+    assert result.returncode == EXIT_BAD_CONFIG
     assert "unknown setting 'epochz'" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+    reported = TrainingOutcome.from_json((tmp_path / "outcome").read_text())
+    assert reported is not None and reported.exit_code == EXIT_BAD_CONFIG
+    assert reported.message.startswith("configuration error: ")
+    assert reported.message in result.stdout  # the same words as the log's last line
 
 
 def test_missing_data_exits_non_zero_with_the_path(tmp_path):

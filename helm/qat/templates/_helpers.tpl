@@ -136,6 +136,9 @@ The model volume of a pod spec. Training and inference share it; the mounts set 
     path: {{ .Values.persistence.hostPath.path }}
     type: {{ .Values.persistence.hostPath.type }}
 {{- else if or .Values.persistence.existingClaim .Values.persistence.enabled }}
+{{- if not (or .Values.training.enabled .Values.persistence.existingClaim) }}
+{{- fail "training.enabled=false serves a model that is already on a volume: name it with --set persistence.existingClaim=CLAIM (e.g. qatchart-models, which `helm install qatchart helm/qat` trains into and keeps) or persistence.hostPath.path. A new claim would hold no model, and the chart creates one only in its pre-install hook, which --no-hooks skips" }}
+{{- end }}
   persistentVolumeClaim:
     claimName: {{ include "qat.claimName" . }}
 {{- else }}

@@ -7,39 +7,52 @@
 
 Over HTTP the inputs choose the endpoint (--question/--context or question,context rows: question
 answering; --text or text rows: text classification). Over gRPC the published model's manifest
-names the task, and the inputs must match it.
-
-Exit codes: 0 answered, 2 usage, 3 bad input (file or question), 4 server unavailable,
-5 model not found (or a service of the other task), 6 input/shape/dtype mismatch or request
-refused, 7 deadline exceeded, 8 other server error.
+names the task, and the inputs must match it; every request names the published version the
+tokenizer comes from, and a server that does not serve it is refused (exit 9).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qatflow.client.errors import EXIT_OK, EXIT_USAGE, exit_codes
+
 if TYPE_CHECKING:
     from qatflow.client.errors import ClientError
     from qatflow.client.inputs import Inputs
 
-EXIT_OK = 0
-EXIT_USAGE = 2
 QUESTION_ANSWERING = "question-answering"
 TEXT_CLASSIFICATION = "text-classification"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = __doc__.split("\n\n", 1)[1] if __doc__ else None
+    codes = [
+        textwrap.fill(
+            meaning.replace("`", ""),
+            width=99,
+            initial_indent=f"  {code:>2}  ",
+            subsequent_indent=" " * 6,
+        )
+        for code, meaning in exit_codes().items()
+    ]
+    parser.epilog = "\n".join([(__doc__ or "").split("\n\n", 1)[1], "exit codes:", *codes])
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", metavar="http://HOST:PORT", help="a qatflow HTTP service")
-    target.add_argument("--grpc", metavar="HOST:PORT", help="OpenVINO Model Server gRPC address")
+    target.add_argument(
+        "--grpc",
+        metavar="HOST:PORT",
+        help="gRPC address of OpenVINO Model Server (or another "
+        "KServe v2 server, such as MLServer)",
+    )
     parser.add_argument(
         "--protocol",
         choices=["kserve", "tfs"],
@@ -49,13 +62,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         metavar="NAME",
-        help="served model name (gRPC; default: the only model under --models-dir)",
+        help="the published model under --models-dir, and its name on the server unless "
+        "--served-name says otherwise (gRPC; default: the only model there)",
     )
     parser.add_argument(
         "--models-dir",
         type=Path,
         metavar="DIR",
         help="published models; the tokenizer is read from here (gRPC)",
+    )
+    parser.add_argument(
+        "--model-version",
+        type=_positive_int,
+        metavar="N",
+        help="the published version to read the tokenizer from and to ask the server for "
+        "(gRPC; default: the newest under --models-dir)",
+    )
+    parser.add_argument(
+        "--served-name",
+        metavar="NAME",
+        help="the model's name on the server, when it differs from --model (gRPC)",
     )
     parser.add_argument("--question", help="the question (question answering)")
     parser.add_argument("--context", help="the text holding the answer (question answering)")
@@ -116,6 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qatflow.client.errors import BadInputError, ClientError
 
+    logging.basicConfig(format="qatflow ask: %(levelname)s: %(message)s", level=logging.WARNING)
     try:
         task, inputs = _read_inputs(args)
     except _UsageError as error:
@@ -176,6 +203,9 @@ def _open_client(args: argparse.Namespace, task: str) -> Any:
     if args.url:
         from qatflow.client.http import HttpQuestionAnswering, HttpTextClassification
 
+        if args.served_name is not None or args.model_version is not None:
+            raise _UsageError("--served-name and --model-version apply to --grpc only")
+
         if not args.url.startswith(("http://", "https://")):
             raise _UsageError(f"--url must start with http:// or https://, got {args.url!r}")
         http = HttpTextClassification if task == TEXT_CLASSIFICATION else HttpQuestionAnswering
@@ -184,7 +214,7 @@ def _open_client(args: argparse.Namespace, task: str) -> Any:
     from qatflow.client.grpc_classification import GrpcTextClassification
     from qatflow.client.grpc_qa import GrpcQuestionAnswering
     from qatflow.client.protocol import connect
-    from qatflow.core.artifacts import ArtifactError, find_latest
+    from qatflow.core.artifacts import ArtifactError, find_latest, open_version
 
     if "://" in args.grpc or ":" not in args.grpc:
         raise _UsageError(f"--grpc takes HOST:PORT, got {args.grpc!r}")
@@ -194,6 +224,8 @@ def _open_client(args: argparse.Namespace, task: str) -> Any:
         )
     try:
         version = find_latest(args.models_dir, args.model)
+        if version is not None and args.model_version is not None:
+            version = open_version(args.models_dir, version.name, args.model_version)
     except ArtifactError as error:
         raise _UsageError(str(error)) from None
     if version is None:
@@ -208,7 +240,7 @@ def _open_client(args: argparse.Namespace, task: str) -> Any:
         raise _UsageError(f"model {version.name!r} is a {version.task} model: give {wanted}")
     grpc = GrpcTextClassification if task == TEXT_CLASSIFICATION else GrpcQuestionAnswering
     protocol = connect(args.protocol, args.grpc, timeout=args.timeout)
-    client = grpc(protocol, args.model or version.name, version, retry=retry)
+    client = grpc(protocol, args.served_name or version.name, version, retry=retry)
     try:
         client.check()
     except Exception:

@@ -1,4 +1,4 @@
-"""Text classification against a model served over gRPC (OpenVINO Model Server).
+"""Text classification against a model served over gRPC (OpenVINO Model Server, KServe v2).
 
 Tokenization and the softmax over labels happen here with ``qatflow.core.classification``,
 the published model's tokenizer and the label names of its manifest, as in the HTTP services.
@@ -26,7 +26,8 @@ class GrpcTextClassification(GrpcModel):
 
     def check(self) -> ModelSignature:
         signature = super().check()
-        classes = signature.output(_LOGITS).shape[-1]  # type: ignore[union-attr]
+        logits = signature.output(_LOGITS)
+        classes = logits.shape[-1] if logits is not None else -1
         if classes not in (-1, len(self.labels)):
             raise InputMismatchError(
                 f"model {self.model!r} has {classes} classes, its manifest lists "
@@ -43,7 +44,8 @@ class GrpcTextClassification(GrpcModel):
     def classify_many(
         self, texts: list[str], text_pairs: list[str] | None = None, *, top_k: int = 1
     ) -> list[list[classification.Prediction]]:
-        """One inference request holding every text; text past max_seq_length is truncated."""
+        """Every text in one inference request (or as few as the server takes); text past
+        max_seq_length is truncated."""
         if self.text_pair and text_pairs is None:
             raise BadInputError(f"model {self.model!r} classifies text pairs: give text_pair too")
         if not self.text_pair and text_pairs is not None:

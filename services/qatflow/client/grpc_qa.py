@@ -1,4 +1,4 @@
-"""Question answering against a model served over gRPC (OpenVINO Model Server).
+"""Question answering against a model served over gRPC (OpenVINO Model Server, KServe v2).
 
 Tokenization into stride windows and span selection happen here with ``qatflow.core.qa`` and
 the published model's own tokenizer, as in the HTTP services.
@@ -36,7 +36,8 @@ class GrpcQuestionAnswering(GrpcModel):
         top_k: int = 1,
         max_answer_len: int | None = None,
     ) -> list[list[qa.Answer]]:
-        """One inference request holding every window of every pair."""
+        """Every window of every pair in one inference request, or in as few as the server
+        takes."""
         try:
             features = qa.encode(
                 self.tokenizer,

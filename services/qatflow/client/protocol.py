@@ -26,8 +26,12 @@ class TensorSpec:
 @dataclass(frozen=True)
 class ModelSignature:
     name: str
-    version: str
+    versions: tuple[str, ...]
+    """As the server lists them: OVMS the versions it serves; MLServer free text, often none."""
+
     inputs: tuple[TensorSpec, ...]
+    """Empty when the server does not say (MLServer unless its model settings declare them)."""
+
     outputs: tuple[TensorSpec, ...]
 
     def input(self, name: str) -> TensorSpec | None:
@@ -41,18 +45,25 @@ class InferenceProtocol(abc.ABC):
     """A connection to a model server; every call raises only ``qatflow.client.errors``."""
 
     name: str
+    address: str
+
+    # ``version`` is a version number as text; "" lets the server choose (its newest).
 
     @abc.abstractmethod
-    def model_ready(self, model: str) -> bool:
+    def model_ready(self, model: str, version: str = "") -> bool:
         """Whether the server has the model loaded and ready to infer."""
 
     @abc.abstractmethod
-    def model_metadata(self, model: str) -> ModelSignature:
+    def model_metadata(self, model: str, version: str = "") -> ModelSignature:
         """The model's inputs and outputs as the server declares them."""
 
     @abc.abstractmethod
     def infer(
-        self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str],
+        version: str = "",
     ) -> dict[str, np.ndarray]:
         """Run the model once on ``inputs``; return the named outputs."""
 
@@ -73,6 +84,10 @@ def connect(protocol: str, address: str, *, timeout: float) -> InferenceProtocol
     raise ValueError(f"unknown protocol {protocol!r}: use kserve or tfs")
 
 
+# What gRPC's C core says when the peer answered in HTTP/1 or with frames that are not HTTP/2.
+_NOT_GRPC = ("Trying to connect an http1.x server", "Failed parsing HTTP/2")
+
+
 def error_for_status(status: str, detail: str, address: str) -> Exception:
     """Our error for a gRPC status name (``UNAVAILABLE``, ``NOT_FOUND`` ...)."""
     from qatflow.client import errors
@@ -80,10 +95,16 @@ def error_for_status(status: str, detail: str, address: str) -> Exception:
     status = status.removeprefix("StatusCode.")
     detail = " ".join(detail.split()) or status
     if status == "UNAVAILABLE":
+        if any(sign in detail for sign in _NOT_GRPC):
+            return errors.NotGrpcServerError(
+                f"{address} answers, but not as a gRPC server: is it the HTTP port? ({detail})"
+            )
         return errors.ServerUnavailableError(f"no server answering at {address} ({detail})")
     if status == "NOT_FOUND":
         return errors.ModelNotFoundError(f"{address}: {detail}")
-    if status in {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE"}:
+    if status in {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "RESOURCE_EXHAUSTED"}:
+        if "batch" in detail.lower():
+            return errors.BatchTooLargeError(f"{address} refused the batch: {detail}")
         return errors.InputMismatchError(f"{address} refused the inputs: {detail}")
     if status == "DEADLINE_EXCEEDED":
         return errors.DeadlineExceededError(f"{address} did not answer within the deadline")

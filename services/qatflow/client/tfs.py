@@ -32,28 +32,34 @@ class TfServingProtocol(InferenceProtocol):
         self.timeout = timeout
         self._client = make_grpc_client(address)
 
-    def model_ready(self, model: str) -> bool:
+    def model_ready(self, model: str, version: str = "") -> bool:
         status = self._call(
-            lambda: self._client.get_model_status(model, _LATEST, timeout=self.timeout)
+            lambda: self._client.get_model_status(model, _number(version), timeout=self.timeout)
         )
         return any(entry["state"] == "AVAILABLE" for entry in status.values())
 
-    def model_metadata(self, model: str) -> ModelSignature:
+    def model_metadata(self, model: str, version: str = "") -> ModelSignature:
         metadata = self._call(
-            lambda: self._client.get_model_metadata(model, _LATEST, timeout=self.timeout)
+            lambda: self._client.get_model_metadata(model, _number(version), timeout=self.timeout)
         )
         return ModelSignature(
             name=model,
-            version=str(metadata["model_version"]),
+            versions=(str(metadata["model_version"]),),
             inputs=_specs(metadata["inputs"]),
             outputs=_specs(metadata["outputs"]),
         )
 
     def infer(
-        self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str],
+        version: str = "",
     ) -> dict[str, np.ndarray]:
         result = self._call(
-            lambda: self._client.predict(dict(inputs), model, _LATEST, timeout=self.timeout)
+            lambda: self._client.predict(
+                dict(inputs), model, _number(version), timeout=self.timeout
+            )
         )
         # ovmsclient returns a bare array when the model has one output.
         arrays = result if isinstance(result, dict) else {outputs[0]: result}
@@ -76,6 +82,10 @@ class TfServingProtocol(InferenceProtocol):
                     cause.code().name, cause.details() or "", self.address
                 ) from None
             raise error_for_status(_status_of(error), str(error), self.address) from None
+
+
+def _number(version: str) -> int:
+    return int(version) if version else _LATEST
 
 
 def _status_of(error: Exception) -> str:

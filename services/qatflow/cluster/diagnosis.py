@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from qatflow.cluster.problems import ImagePullFailed
+from qatflow.core.outcome import EXIT_CODES, EXIT_PUBLISHED
 
 # Waiting reasons that never clear up without a change to the image or its pull secret.
 IMAGE_PULL_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 )
 
-# Exit codes of ``python -m qatflow.training`` (see qatflow.training.cli).
+# What the training container's exit code says: the training command's own codes, and the
+# one Kubernetes gives a container it killed.
 TRAINING_EXIT_REASONS = {
-    1: "training failed",
-    2: "bad training configuration",
-    3: "accuracy gate failed: the INT8 model lost too much accuracy, nothing was published",
+    **{code: meaning for code, meaning in EXIT_CODES.items() if code != EXIT_PUBLISHED},
     137: "killed (out of memory or past activeDeadlineSeconds)",
 }
 

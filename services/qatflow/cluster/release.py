@@ -22,6 +22,7 @@ from qatflow.cluster.problems import (
     VolumeClaimPending,
 )
 from qatflow.core.logs import format_seconds
+from qatflow.core.outcome import TrainingOutcome
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -29,10 +30,6 @@ TRAINING = "training"
 INFERENCE = "inference"
 TRAINING_CONTAINER = "training"
 
-# Lines of the training log worth repeating once the Job is over.
-_SUMMARY = re.compile(r"\bsummary: .*")
-_PUBLISHED = re.compile(r"\bpublished \S+ version \d+ .*")
-_FAILURE = re.compile(r"\b(accuracy gate failed|training failed|configuration error)\b.*")
 _COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 _MODEL_READY_PATH = re.compile(r"^/v2/models/([^/]+)/ready$")
 
@@ -42,10 +39,10 @@ class _LogNotReady(Exception):
 
 
 @dataclass
-class TrainingOutcome:
+class TrainingRun:
     job: str | None
-    summary: str | None = None
-    published: str | None = None
+    # What the training container reported as it exited (its termination message).
+    outcome: TrainingOutcome | None = None
 
 
 @dataclass
@@ -105,18 +102,16 @@ class ReleaseFollower:
 
     # -- training ---------------------------------------------------------------------------
 
-    def follow_training(self) -> TrainingOutcome:
+    def follow_training(self) -> TrainingRun:
         """Stream the training Job's pod logs until it completes; raise if it fails."""
         job = self._wait_for_job()
         if job is None:
             self.say(
                 "no training Job (installed with --no-hooks, or already cleaned up by its TTL)"
             )
-            return TrainingOutcome(job=None)
+            return TrainingRun(job=None)
         name = job.metadata.name
         self.say(f"training Job {name}: following its pod logs")
-        outcome = TrainingOutcome(job=name)
-        last_lines: list[str] = []
         streamed: set[str] = set()
         while True:
             job = self._read_job(name)
@@ -131,24 +126,24 @@ class ReleaseFollower:
                     self.say(f"training retried in pod {pod.metadata.name}")
                 try:
                     for line in self._pod_log(pod.metadata.name):
-                        self._remember(line, outcome, last_lines)
                         if self.show_logs:
                             self.echo(line)
                 except _LogNotReady:
                     streamed.discard(pod.metadata.name)
             if job is None:
                 self.say(f"training Job {name} was deleted (ttlSecondsAfterFinished); going on")
-                return outcome
+                return TrainingRun(job=name)
             finished = _finished(job)
             if finished == "Complete":
+                run = TrainingRun(name, _reported(self._job_pods(job)))
                 self.say(f"training Job {name} complete")
-                if outcome.summary:
-                    self.say(f"accuracy {outcome.summary}")
-                if outcome.published:
-                    self.say(outcome.published)
-                return outcome
+                if run.outcome is not None:
+                    if run.outcome.summary:
+                        self.say(f"accuracy summary: {run.outcome.summary}")
+                    self.say(run.outcome.message)
+                return run
             if finished == "Failed":
-                raise TrainingFailed(self._failure_reason(job, pods, last_lines))
+                raise TrainingFailed(self._failure_reason(job, self._job_pods(job)))
             self.clock.check(f"training Job {name} to finish")
             self._nap()
 
@@ -231,30 +226,25 @@ class ReleaseFollower:
         if pending:
             yield pending.decode("utf-8", "replace")
 
-    def _remember(self, line: str, outcome: TrainingOutcome, last_lines: list[str]) -> None:
-        message = _message(line)
-        if match := _SUMMARY.search(message):
-            outcome.summary = match.group(0)
-        if match := _PUBLISHED.search(message):
-            outcome.published = match.group(0)
-        last_lines.append(message)
-        del last_lines[:-20]
-
-    def _failure_reason(self, job: Any, pods: list[Any], last_lines: list[str]) -> str:
+    def _failure_reason(self, job: Any, pods: list[Any]) -> str:
         condition = next(
             c for c in job.status.conditions if c.type == "Failed" and c.status == "True"
         )
         reason = f"training Job {job.metadata.name} failed ({condition.reason or 'Failed'})"
         ended = [t for p in pods if (t := diagnosis.termination(p, TRAINING_CONTAINER)) is not None]
-        if ended:
+        reported = _reported(pods)
+        if reported is not None:
+            reason += f": {reported.message}"
+            if reported.summary:
+                reason += f"\n  accuracy summary: {reported.summary}"
+        elif ended:
             reason += f": {diagnosis.describe_exit(ended[-1].exit_code)}"
+            # Killed before it could report: Kubernetes kept the end of its log instead.
+            tail = (ended[-1].message or "").strip().splitlines()[-5:]
+            if tail:
+                reason += "\n  last log lines:\n" + "\n".join(f"    {line}" for line in tail)
         elif condition.message:
             reason += f": {condition.message}"
-        said = next(
-            (m.group(0) for line in reversed(last_lines) if (m := _FAILURE.search(line))), None
-        )
-        if said:
-            reason += f"\n  last log line: {said}"
         return reason + f"\n  see: kubectl logs -n {self.namespace} job/{job.metadata.name}"
 
     # -- inference --------------------------------------------------------------------------
@@ -327,14 +317,20 @@ class ReleaseFollower:
         if diagnosis.is_unschedulable(pod) is None:
             return
         for claim in diagnosis.claim_names(pod):
-            pvc = self._call(
-                self.core.read_namespaced_persistent_volume_claim, claim, self.namespace
-            )
-            if pvc.status is None or pvc.status.phase != "Pending":
+            pvc = self._read_claim(claim)
+            if pvc is not None and (pvc.status is None or pvc.status.phase != "Pending"):
                 continue
             first_seen = self._pending_claims.setdefault(claim, time.monotonic())
             if time.monotonic() - first_seen < self.volume_grace:
                 continue
+            if pvc is None:
+                raise VolumeClaimPending(
+                    f"pod {pod.metadata.name} waits for PersistentVolumeClaim {claim}, which does "
+                    f"not exist. The chart creates it in its pre-install hook, which "
+                    f"`helm install --no-hooks` skips: for inference only, install with "
+                    f"--set training.enabled=false --set persistence.existingClaim=<the claim "
+                    f"holding the models>; to train, install without --no-hooks."
+                )
             events = self._call(
                 self.core.list_namespaced_event,
                 self.namespace,
@@ -348,6 +344,18 @@ class ReleaseFollower:
                 f"(storageClass {storage_class or 'cluster default'}){why}. Set "
                 f"persistence.storageClass, persistence.existingClaim or the hostPath option."
             )
+
+    def _read_claim(self, name: str) -> Any | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self._call(
+                self.core.read_namespaced_persistent_volume_claim, name, self.namespace, _raw=True
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise ClusterUnavailable(_api_error(error)) from None
 
     def _list(self, method: Callable[..., Any], component: str) -> list[Any]:
         selector = f"{INSTANCE_LABEL}={self.release},{COMPONENT_LABEL}={component}"
@@ -431,14 +439,13 @@ def _event_time(event: Any) -> Any:
     return event.last_timestamp or event.event_time or event.metadata.creation_timestamp
 
 
-def _message(line: str) -> str:
-    """The message of a log line, whether the service logs text or JSON."""
-    if line.startswith("{"):
-        try:
-            return str(json.loads(line).get("message", line))
-        except (ValueError, AttributeError):
-            return line
-    return line
+def _reported(pods: list[Any]) -> TrainingOutcome | None:
+    """What the newest pod's training container reported as it exited (termination message)."""
+    for pod in reversed(pods):
+        ended = diagnosis.termination(pod, TRAINING_CONTAINER)
+        if ended is not None:
+            return TrainingOutcome.from_json(ended.message)
+    return None
 
 
 def _api_error(error: Any) -> str:

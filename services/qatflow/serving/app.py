@@ -238,6 +238,7 @@ def create_app(
             platform=settings.backend,
             backend=settings.backend,
             task=version.task,
+            inference_precision=backend.inference_precision,
             labels=backend.labels or None,
             inputs=_tensors(manifest.get("inputs", []), "INT64"),
             outputs=_tensors(manifest.get("outputs", []), "FP32", len(backend.labels)),

@@ -73,8 +73,8 @@ class ServiceMetrics:
         )
         self.model_version = Gauge(
             "qatflow_model_version",
-            "Version of the model being served (0 until one is loaded).",
-            labels,
+            "Version of the model being served, with the precision its non-INT8 ops run at.",
+            [*labels, "inference_precision"],
             registry=self.registry,
         )
         self.model_loads = Counter(

@@ -192,6 +192,10 @@ class ModelMetadata(BaseModel):
     platform: str = Field(description="The runtime serving it: optimum or onnxruntime.")
     backend: str
     task: str = Field(description="question-answering or text-classification.")
+    inference_precision: str | None = Field(
+        default=None,
+        description="What the runtime computes the ops that are not INT8 in: f32, bf16 or f16.",
+    )
     labels: list[str] | None = Field(
         default=None, description="Label names by class id (text classification only)."
     )

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from qatflow.core.precision import InferencePrecision
 from qatflow.core.settings import Settings
 
 
@@ -53,6 +54,10 @@ class ServeSettings(Settings):
 
     performance_hint: Literal["LATENCY", "THROUGHPUT"] = "LATENCY"
     """OpenVINO performance hint."""
+
+    inference_precision: InferencePrecision = "auto"
+    """Precision of the ops that are not INT8, the same in both backends: auto keeps the CPU's
+    fastest (bf16 where it has AMX, else f32); f32 gives the same scores on every CPU."""
 
     ort_provider_options: dict[str, Any] = Field(default_factory=dict)
     """Extra OpenVINO Execution Provider options for the onnxruntime backend (JSON object)."""

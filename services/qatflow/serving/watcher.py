@@ -92,11 +92,12 @@ class ModelWatcher:
         previous, self.current = self.current, backend
         self._refused.pop(key, None)
         self.metrics.model_loads.labels(candidate.name, self.backend_name, "loaded").inc()
-        self.metrics.model_version.labels(candidate.name, self.backend_name).set(candidate.version)
+        series = self._series(backend)
+        self.metrics.model_version.labels(*series).set(candidate.version)
         if previous is not None and previous.version is not None:
             log.info("now serving version %d (was %d)", candidate.version, previous.version.version)
-            if previous.version.name != candidate.name:
-                self.metrics.model_version.remove(previous.version.name, self.backend_name)
+            if self._series(previous) != series:
+                self.metrics.model_version.remove(*self._series(previous))
         else:
             log.info(
                 "model %s version %d ready on %s",
@@ -105,6 +106,11 @@ class ModelWatcher:
                 self.backend_name,
             )
         # Requests still running on the previous backend hold their own reference to it.
+
+    def _series(self, backend: ModelBackend) -> tuple[str, str, str]:
+        """The labels of the served-version gauge: model, backend, inference precision."""
+        assert backend.version is not None
+        return backend.version.name, self.backend_name, backend.inference_precision or ""
 
     def _candidate(self) -> ModelVersion | None:
         models_dir = Path(self.settings.models_dir)

@@ -123,7 +123,7 @@ def onnx_quantization(path: Path) -> dict[str, int]:
 
 
 def openvino_infer(path: Path, config: dict[str, Any] | None = None) -> Infer:
-    """Run an IR as the Optimum service will: OpenVINO CPU, its default precision."""
+    """Run an IR as the Optimum service does: OpenVINO CPU, ``config`` as its compile config."""
     compiled = ov.Core().compile_model(path, "CPU", config or {})
     names = [port.get_any_name() for port in compiled.inputs]
     request = compiled.create_infer_request()

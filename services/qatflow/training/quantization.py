@@ -6,18 +6,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-# NNCF compiles a C++ extension on the first fake-quant forward (about 90 s on 2 cores) and
-# by default gives up after 60 s, leaving a stale lock that breaks later runs too.
-os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
-
 import nncf
 import nncf.torch
 import torch
 from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 
+from qatflow.training import nncf_extension
+
 
 def calibrate(model: torch.nn.Module, samples: list[dict[str, Any]]) -> torch.nn.Module:
     """Insert INT8 quantizers initialised on ``samples``: the post-training-quantized model."""
+    nncf_extension.ensure_built()  # before any fake-quantized forward
     model.eval()
     return nncf.quantize(
         model,
@@ -38,6 +37,7 @@ def save_checkpoint(model: torch.nn.Module, path: Path) -> None:
 
 
 def load_checkpoint(fresh_model: torch.nn.Module, path: Path) -> torch.nn.Module:
+    nncf_extension.ensure_built()
     checkpoint = torch.load(path, weights_only=False)
     model = nncf.torch.load_from_config(fresh_model, checkpoint["nncf_config"])
     model.load_state_dict(checkpoint["state_dict"])

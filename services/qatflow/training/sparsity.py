@@ -5,12 +5,9 @@ zeros too. Embeddings and the task head stay dense: they are small and sensitive
 
 from __future__ import annotations
 
-import os
 import zlib
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
 
 import nncf
 import torch

@@ -8,6 +8,7 @@ classification), so both runtimes give the same results as training's evaluation
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ TASKS = (QUESTION_ANSWERING, TEXT_CLASSIFICATION)
 TASK_OUTPUTS = {QUESTION_ANSWERING: ["start_logits", "end_logits"], TEXT_CLASSIFICATION: ["logits"]}
 
 _ROWS_PER_INFERENCE = 16
+log = logging.getLogger("qatflow.serving")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class ModelBackend(ABC):
         self.settings = settings
         self.version: ModelVersion | None = None
         self.labels: list[str] = []
+        self.inference_precision: str | None = None
+        """What the runtime computes the ops that are not INT8 in, once loaded (see
+        ``qatflow.core.precision``)."""
         self._tokenizer: Any = None
         # Fast tokenizers mutate their truncation state per call: one caller at a time.
         self._tokenizer_lock = threading.Lock()
@@ -100,10 +105,20 @@ class ModelBackend(ABC):
         self._load_runtime(version)
         self.labels = labels
         self.version = version
+        log.info(
+            "%s compiled %s version %d: INT8 layers in int8, the rest in %s "
+            "(inference_precision=%s)",
+            self.name,
+            version.name,
+            version.version,
+            self.inference_precision,
+            self.settings.inference_precision,
+        )
 
     def unload(self) -> None:
         self.version = None
         self._tokenizer = None
+        self.inference_precision = None
         self._unload_runtime()
 
     def predict(self, questions: Sequence[Question]) -> list[list[qa.Answer]]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from qatflow.core import precision
 from qatflow.core.artifacts import ModelVersion
 from qatflow.serving.backends.base import QUESTION_ANSWERING, TEXT_CLASSIFICATION, ModelBackend
 from qatflow.serving.errors import BackendUnavailableError
@@ -46,6 +47,8 @@ class OptimumBackend(ModelBackend):
         config: dict[str, str] = {"PERFORMANCE_HINT": self.settings.performance_hint}
         if self.settings.threads is not None:
             config["INFERENCE_NUM_THREADS"] = str(self.settings.threads)
+        if self.settings.inference_precision != "auto":  # auto: the plugin's own choice
+            config[precision.HINT] = self.settings.inference_precision
         return config
 
     def _load_runtime(self, version: ModelVersion) -> None:
@@ -64,6 +67,7 @@ class OptimumBackend(ModelBackend):
             compile=True,
         )
         compiled = self._model.request  # the CompiledModel Optimum built with our ov_config
+        self.inference_precision = precision.type_name(compiled.get_property(precision.HINT))
         self._output_names = self.output_names(version)
         declared = {name for port in compiled.outputs for name in port.get_names()}
         missing = [name for name in self._output_names if name not in declared]
