@@ -50,7 +50,10 @@ class QuestionAnsweringTask:
             if settings.transfer_eval
             else []
         )
-        self.transfer_features = self._encode(self.transfer_examples)
+        # the tokenizer refuses an empty batch
+        self.transfer_features = (
+            self._encode(self.transfer_examples) if self.transfer_examples else []
+        )
         log.info(
             "data: %d train examples -> %d windows, %d eval examples -> %d windows, "
             "%d transfer questions",
