@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from qatflow.core import artifacts
-from qatflow.training import distillation
+from qatflow.training import distillation, sparsity
 from qatflow.training.config import TrainingSettings
 from qatflow.training.loop import fine_tune
 from qatflow.training.pipeline import TrainingError, run_pipeline
@@ -148,7 +148,9 @@ def test_distillation_brings_the_student_closer_to_the_teacher(published_model, 
 
 
 @pytest.mark.slow
-def test_sparsity_reaches_the_target_and_the_ir_keeps_the_zeros(tiny_model_dir, tmp_path):
+def test_sparsity_reaches_the_target_and_the_ir_keeps_the_zeros(
+    published_model, tiny_model_dir, tmp_path
+):
     version = run_pipeline(
         _settings(
             tiny_model_dir,
@@ -169,7 +171,10 @@ def test_sparsity_reaches_the_target_and_the_ir_keeps_the_zeros(tiny_model_dir, 
     assert all(".encoder.layer." in name for name in report["layers"])
     assert 0 < report["all_parameters"] < report["prunable"]
     # The masked weights are zeros in the INT8 IR too, which compresses better than it did.
-    assert report["ir"]["int8_weight_zeros"] > 0.3
+    # The pruned encoder weights are a fifth of the tiny model's int8 weights (its embedding
+    # matrix, quantized too, is larger): compare with the dense model's IR.
+    dense = sparsity.ir_weight_sparsity(published_model.ir_path)["int8_weight_zeros"]
+    assert report["ir"]["int8_weight_zeros"] > dense + 0.05
     assert report["ir"]["bin_zlib_bytes"] < report["ir"]["bin_bytes"]
     assert "qat_training" not in metrics["timings"]
     assert metrics["baseline_model"] == "the dense FP32 model"
