@@ -29,7 +29,7 @@ class Plan:
     batch_iterations: int = 6
     """Timed calls of the batched throughput series."""
 
-    concurrency: tuple[int, ...] = (1, 2, 4, 8)
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
     """Concurrent requests: async infer requests alone, then concurrent HTTP clients."""
 
     requests_per_level: int = 32

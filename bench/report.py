@@ -69,7 +69,8 @@ def markdown(report: dict[str, Any]) -> str:
     for note in report.get("notes", []):
         lines += [f"> Note: {note}", ""]
     lines += _targets(report) + _accuracy(report, titles) + _latency(report, titles)
-    lines += _throughput(report, titles) + _serving(report) + _sizes(report) + _training(report)
+    lines += _throughput(report, titles) + _serving(report) + _stages(report)
+    lines += _sizes(report) + _training(report)
     lines += _bert_base(report)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -201,6 +202,47 @@ def _throughput(report: dict[str, Any], titles: dict[str, str]) -> list[str]:
     return [*rows, ""]
 
 
+def _stages(report: dict[str, Any]) -> list[str]:
+    """Where one request's time goes: each step of the service timed alone, beside the whole."""
+    serving = report.get("serving") or {}
+    stages = serving.get("stages")
+    if not stages:
+        return []
+    from bench.run import SERVICE_RUNTIME
+
+    steps = ("parse", "tokenize", "spans", "reply")
+    rows = [
+        "### Where a request's time goes",
+        "",
+        "p50 ms of each step the service takes for one question, timed alone with the functions "
+        "the service calls (body parsing and validation, tokenization, span selection on the "
+        "runtime's real logits, reply encoding), beside the raw runtime and the whole request. "
+        "*Rest* is the HTTP p50 minus the in-process backend, parsing and reply: uvicorn, "
+        "FastAPI, the thread hand-off and the client.",
+        "",
+        "| service | text tokens | "
+        + " | ".join(steps)
+        + " | its raw runtime | in-process | HTTP | rest |",
+        "|---|---|" + "---|" * (len(steps) + 4),
+    ]
+    p50 = "p50_ms"
+    for label, value in stages.items():
+        cells = [_ms(value[name][p50]) for name in steps]
+        for backend, key in SERVICE_RUNTIME.items():
+            raw = serving["raw"].get(key, {}).get(label)
+            alone = serving.get("in_process", {}).get(backend, {}).get(label)
+            http = serving.get("http", {}).get(backend, {}).get("latency", {}).get(label)
+            if not (raw and alone and http):
+                continue
+            rest = http[p50] - alone[p50] - value["parse"][p50] - value["reply"][p50]
+            rows.append(
+                f"| {backend} | {label} | "
+                + " | ".join(cells)
+                + f" | {_ms(raw[p50])} | {_ms(alone[p50])} | {_ms(http[p50])} | {_ms(rest)} |"
+            )
+    return [*rows, ""]
+
+
 def _serving(report: dict[str, Any]) -> list[str]:
     serving = report.get("serving")
     if not serving:
@@ -251,20 +293,25 @@ def _serving(report: dict[str, Any]) -> list[str]:
                 f"{_x(_div(value['p50_ms'], raw[rt.OV_INT8][label]['p50_ms']))} | "
                 f"{_x(_div(value['p50_ms'], torch_p50))} |"
             )
-    batched = report["throughput"]["batched_samples_per_second"][rt.TORCH_FP32]
+    batched = report["throughput"]["batched_samples_per_second"]
+    batch_size = report["throughput"]["batch_size"]
     torch_rss = serving.get("pytorch_peak_rss_bytes")
     levels = sorted({int(n) for v in http.values() for n in v["concurrency"]})
     rows += [
         "",
-        f"Concurrent clients (the first text; requests/s; × PyTorch FP32 batched {batched:.1f}/s; "
-        "503 = refused when every inference slot was busy):",
+        f"Concurrent clients, each sending the first text again as soon as it is answered: "
+        f"requests/s (× the service's runtime alone at batch {batch_size}, its batched "
+        "capacity), p50/p99 ms, and 503s (refused when every slot was busy). Settings: "
+        + ", ".join(f"`{k}={v}`" for k, v in next(iter(http.values())).get("settings", {}).items())
+        + ".",
         "",
-        "| service | "
+        "| service | runtime's batched capacity | "
         + " | ".join(f"{n} client{'s' if n > 1 else ''}" for n in levels)
         + " | peak RSS (× PyTorch process) | start-up |",
-        "|---|" + "---|" * (len(levels) + 2),
+        "|---|---|" + "---|" * (len(levels) + 2),
     ]
     for backend, value in http.items():
+        capacity = batched.get(SERVICE_RUNTIME[backend])
         cells = []
         for n in levels:
             level = value["concurrency"].get(str(n), {})
@@ -272,12 +319,12 @@ def _serving(report: dict[str, Any]) -> list[str]:
             cells.append(
                 "—"
                 if rate is None
-                else f"{rate:.1f} ({_x(rate / batched)}, p50 {level['p50_ms']:.0f} ms, "
-                f"{level['refused_503']} × 503)"
+                else f"{rate:.1f}/s ({_x(_div(rate, capacity))}), {level['p50_ms']:.0f}/"
+                f"{level['p99_ms']:.0f} ms, {level['refused_503']} × 503"
             )
         rss = value["peak_rss_bytes"]
         rows.append(
-            f"| {backend} | "
+            f"| {backend} | {_ms(capacity)}/s | "
             + " | ".join(cells)
             + f" | {_mib(rss)} ({_x(_div(rss, torch_rss))}) | {value['startup_seconds']:.1f} s |"
         )
@@ -285,7 +332,7 @@ def _serving(report: dict[str, Any]) -> list[str]:
     if "peak_rss_bytes" in grpc:
         rss = grpc["peak_rss_bytes"]
         rows.append(
-            "| gRPC OVMS stand-in | "
+            "| gRPC OVMS stand-in | | "
             + " | ".join("" for _ in levels)
             + f" | {_mib(rss)} ({_x(_div(rss, torch_rss))}) | |"
         )
@@ -433,6 +480,10 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
     figure.tight_layout()
     written.append(_save(figure, out / "throughput.png"))
 
+    serving = (report.get("serving") or {}).get("http", {})
+    if serving:
+        written.append(_serving_plot(report, serving, out / "serving.png"))
+
     # Accuracy FP32 vs INT8 through each runtime.
     scores = report["accuracy"]["runtimes"]
     names = [titles[k] for k in scores]
@@ -449,6 +500,53 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
     figure.tight_layout()
     written.append(_save(figure, out / "accuracy.png"))
     return written
+
+
+def _serving_plot(report: dict[str, Any], http: dict[str, Any], path: Path) -> Path:
+    """Each service's requests/s against its runtime's batched capacity, and p50/p99, by
+    concurrent clients."""
+    import matplotlib.pyplot as plt
+
+    from bench.run import SERVICE_RUNTIME
+
+    batched = report["throughput"]["batched_samples_per_second"]
+    figure, (rates, latencies) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for index, (backend, value) in enumerate(http.items()):
+        color = f"C{index}"
+        levels = sorted(
+            (int(n), v) for n, v in value["concurrency"].items() if "throughput_rps" in v
+        )
+        if not levels:
+            continue
+        clients = [n for n, _ in levels]
+        rates.plot(
+            clients, [v["throughput_rps"] for _, v in levels], "o-", color=color, label=backend
+        )
+        capacity = batched.get(SERVICE_RUNTIME[backend])
+        if capacity:
+            rates.axhline(
+                capacity,
+                color=color,
+                linestyle="--",
+                label=f"{SERVICE_RUNTIME[backend]} batch {report['throughput']['batch_size']}",
+            )
+        latencies.plot(
+            clients, [v["p50_ms"] for _, v in levels], "o-", color=color, label=f"{backend} p50"
+        )
+        latencies.plot(
+            clients, [v["p99_ms"] for _, v in levels], "s:", color=color, label=f"{backend} p99"
+        )
+    for axis, title, unit in (
+        (rates, "Service throughput vs the runtime's batched capacity", "requests/s"),
+        (latencies, "Latency under concurrency", "ms"),
+    ):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrent clients (128-token text)")
+        axis.set_ylabel(unit)
+        axis.set_title(title)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    return _save(figure, path)
 
 
 def _save(figure: Any, path: Path) -> Path:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ log = logging.getLogger("bench")
 STEPS = 6
 # Which raw runtime each service runs, for the serving overhead ratio.
 SERVICE_RUNTIME = {"optimum": runtimes.OV_INT8, "onnxruntime": runtimes.ORT_OV_INT8}
+# The service settings the report names beside the concurrency figures (the defaults).
+_BATCHING_SETTINGS = ("batching", "batch_max_windows", "batch_max_delay_ms", "performance_hint")
 
 
 def run_benchmark(
@@ -198,6 +202,7 @@ def _serving(
 ) -> dict[str, Any]:
     """Each service on texts of chosen lengths, beside the raw runtime on the very same windows."""
     from bench import serving
+    from qatflow.serving.settings import ServeSettings
 
     texts = {
         str(length): measure.text_of_tokens(src.tokenizer, examples, length)
@@ -205,14 +210,7 @@ def _serving(
     }
     result: dict[str, Any] = {"texts": {}, "raw": {}, "in_process": {}, "http": {}}
     for label, (question, context) in texts.items():
-        features = qa.encode(
-            src.tokenizer,
-            [question],
-            [context],
-            max_length=src.max_seq_length,
-            doc_stride=src.doc_stride,
-        )
-        arrays = qa.pad(features, src.tokenizer.pad_token_id)
+        features, arrays = _windows(src, question, context)
         result["texts"][label] = {
             "windows": len(features),
             "window_tokens": arrays["input_ids"].shape[1],
@@ -224,11 +222,20 @@ def _serving(
                 iterations=plan.iterations,
                 budget_s=plan.budget_s,
             )
+    result["stages"] = _request_stages(src, by_key[runtimes.OV_INT8], texts, plan)
     result["in_process"] = _in_process(src, texts, plan)
 
+    defaults = ServeSettings.load(environ={})
     for backend in SERVICE_RUNTIME:
         log.info("starting the %s service", backend)
-        entry: dict[str, Any] = {"latency": {}, "concurrency": {}}
+        entry: dict[str, Any] = {
+            "latency": {},
+            "concurrency": {},
+            "settings": {
+                "max_concurrency": max(plan.concurrency),
+                **{key: getattr(defaults, key) for key in _BATCHING_SETTINGS},
+            },
+        }
         with serving.http_service(
             backend,
             models_dir,
@@ -269,6 +276,65 @@ def _serving(
         iterations=plan.iterations,
         budget_s=plan.budget_s,
     )
+    return result
+
+
+def _windows(
+    src: sources.Sources, question: str, context: str
+) -> tuple[list[qa.Feature], dict[str, np.ndarray]]:
+    """One question's windows as the service makes them, and their padded model inputs."""
+    features = qa.encode(
+        src.tokenizer,
+        [question],
+        [context],
+        max_length=src.max_seq_length,
+        doc_stride=src.doc_stride,
+    )
+    return features, qa.pad(features, src.tokenizer.pad_token_id)
+
+
+def _request_stages(
+    src: sources.Sources,
+    runtime: runtimes.Runtime,
+    texts: dict[str, tuple[str, str]],
+    plan: Plan,
+) -> dict[str, dict[str, Any]]:
+    """The service's own steps of one question, each timed alone with the functions the service
+    calls: parsing and validating the body, tokenizing, span selection on the runtime's real
+    logits, encoding the reply. What the service adds to the raw runtime, step by step."""
+    from starlette.responses import JSONResponse
+
+    from qatflow.serving.schemas import parse_request
+    from qatflow.serving.settings import ServeSettings
+
+    settings = ServeSettings.load(environ={})
+    result: dict[str, dict[str, Any]] = {}
+    for label, (question, context) in texts.items():
+        body = json.dumps({"question": question, "context": context}).encode()
+        tokenize = functools.partial(_windows, src, question, context)
+        features, arrays = tokenize()
+        start, end = runtime.infer(arrays)[:2]  # the QA model's start_logits, end_logits
+        spans = functools.partial(
+            qa.best_answers,
+            features,
+            start,
+            end,
+            [context],
+            top_k=1,
+            max_answer_len=settings.max_answer_length,
+        )
+        steps: dict[str, Callable[[], Any]] = {
+            "parse": functools.partial(parse_request, body, settings.max_batch_size),
+            "tokenize": tokenize,
+            "spans": spans,
+            "reply": functools.partial(JSONResponse, spans()[0][0].as_dict()),
+        }
+        result[label] = {
+            name: measure.latency(
+                call, warmup=plan.warmup, iterations=plan.iterations, budget_s=plan.budget_s
+            )
+            for name, call in steps.items()
+        }
     return result
 
 

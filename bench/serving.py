@@ -64,9 +64,15 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def http_service(
-    backend: str, models_dir: Path, model_name: str, log_path: Path, max_concurrency: int
+    backend: str,
+    models_dir: Path,
+    model_name: str,
+    log_path: Path,
+    max_concurrency: int,
+    **settings: Any,
 ) -> Iterator[tuple[str, MemoryWatch, float]]:
-    """One service process, ready; yields its URL, its memory watch and its start-up seconds."""
+    """One service process, ready; yields its URL, its memory watch and its start-up seconds.
+    ``settings`` are further service settings (``batch_max_delay_ms=2``)."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("QATFLOW_SERVE_")}
     env.update(
@@ -82,6 +88,7 @@ def http_service(
         HF_HUB_OFFLINE="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "services"), env.get("PYTHONPATH")])),
     )
+    env.update({f"QATFLOW_SERVE_{key.upper()}": str(value) for key, value in settings.items()})
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     with log_path.open("wb") as log:

@@ -140,48 +140,69 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
                 unit=" F1 points",
             )
         )
-    for label in labels:
-        found.append(
-            _target(
-                f"optimum service HTTP p50 vs raw OpenVINO INT8, {label}-token text",
-                _ratio(
-                    _p50(http.get("optimum", {}).get("latency"), label),
-                    _p50(raw.get(rt.OV_INT8), label),
-                ),
-                1.10,
-                note="same windows; the service adds tokenization, span selection, JSON and HTTP",
-            )
-        )
-    optimum = http.get("optimum", {}).get("concurrency", {})
-    alone = (
-        report.get("throughput", {})
-        .get("async", {})
-        .get(rt.OV_INT8, {})
-        .get("samples_per_second", {})
-    )
-    if optimum and alone:
-        clients = max(optimum, key=int)
-        served = optimum[clients].get("throughput_rps")
-        # The service's own configuration (LATENCY hint, one request at a time), for the note.
-        sequential = _p50(raw.get(rt.OV_INT8), labels[0]) if labels else None
-        versus = _ratio(served, 1000.0 / sequential if sequential else None)
-        note = "one window per request"
-        if versus is not None:
-            note += f"; {versus:.2f}x the runtime's sequential LATENCY-hint rate"
-        found.append(
-            _target(
-                f"optimum service throughput at {clients} concurrent clients vs OpenVINO INT8 "
-                "alone "
-                f"({clients} async infer requests, THROUGHPUT hint)",
-                _ratio(served, alone.get(clients)),
-                0.9,
-                at_most=False,
-                note=note,
-            )
-        )
+    found += _serving_targets(report, labels)
     sizes = report.get("sizes", {})
     if sizes:
         found.append(
             _target("INT8 IR size vs FP32 IR size", sizes["ir_int8"] / sizes["ir_fp32"], 0.26)
+        )
+    return found
+
+
+def _serving_targets(report: dict[str, Any], labels: list[str]) -> list[dict[str, Any]]:
+    """Each service against the runtime it runs, measured in the same run."""
+    from bench.run import SERVICE_RUNTIME
+
+    serving = report.get("serving") or {}
+    raw, http = serving.get("raw", {}), serving.get("http", {})
+    batched = report.get("throughput", {}).get("batched_samples_per_second", {})
+    batch_size = report.get("throughput", {}).get("batch_size")
+    limits = {"128": 1.2, "384": 1.1}
+    found = []
+    for backend, key in SERVICE_RUNTIME.items():
+        entry = http.get(backend)
+        if not entry:
+            continue
+        for label in labels:
+            found.append(
+                _target(
+                    f"{backend} service HTTP p50 vs its raw runtime, {label}-token text, 1 client",
+                    _ratio(_p50(entry["latency"], label), _p50(raw.get(key), label)),
+                    limits.get(label, 1.2),
+                    note="same windows; the service adds tokenization, span selection, JSON, "
+                    "HTTP and the client",
+                )
+            )
+        levels = entry.get("concurrency", {})
+        eight = levels.get("8", {}).get("throughput_rps")
+        found.append(
+            _target(
+                f"{backend} service req/s at 8 clients vs its runtime's batched capacity",
+                _ratio(eight, batched.get(key)),
+                0.9,
+                at_most=False,
+                note=f"capacity: raw runtime, batch {batch_size}, 128 tokens, LATENCY hint; one "
+                "window per request",
+            )
+        )
+        sixteen = levels.get("16", {})
+        found.append(
+            _target(
+                f"{backend} service p99 vs p50 latency at 16 clients",
+                _ratio(sixteen.get("p99_ms"), sixteen.get("p50_ms")),
+                2.0,
+            )
+        )
+    grpc = serving.get("grpc", {}).get("latency", {})
+    for label in labels[:1]:
+        found.append(
+            _target(
+                f"gRPC client (KServe v2) -> test server p50 vs raw OpenVINO INT8, {label}-token "
+                "text",
+                _ratio(_p50(grpc, label), _p50(raw.get(rt.OV_INT8), label)),
+                1.3,
+                note="the test server runs the IR with OpenVINO; the client tokenizes and selects "
+                "spans",
+            )
         )
     return found

@@ -1,19 +1,26 @@
-# syntax=docker/dockerfile:1
 # Client image: `qatflow ask` over HTTP (the two services) or gRPC (OpenVINO Model Server), plus
 # `qatflow ovms-config` and `qatflow status`. No torch, no NNCF, no runtime.
 # Build from the repository root: docker build -f dockerfiles/client.Dockerfile -t qatflow-client .
+# Build arguments: PYTHON_IMAGE (the base), EXTRA_CA_CERTS (PEM text of CAs pip trusts besides
+# the base's, e.g. a TLS-inspecting proxy's). `make images` passes them; see docs/docker.md.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+ARG EXTRA_CA_CERTS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_CERT=/opt/build-ca-certificates.pem
+RUN { cat /etc/ssl/certs/ca-certificates.crt; printf '%s\n' "${EXTRA_CA_CERTS}"; } > "${PIP_CERT}" \
+    && python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# The dependencies in a layer of their own: a change to the code does not download them again.
+RUN mkdir services && pip install --no-cache-dir "./[client]"
 COPY services ./services
-RUN pip install --no-cache-dir "./[client]" \
-    && python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('torch', 'nncf')))"
+COPY dockerfiles/check_installed.py ./
+RUN pip install --no-cache-dir --no-deps --force-reinstall . \
+    && python check_installed.py --absent torch nncf
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --gid 10001 qatflow \

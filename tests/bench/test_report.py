@@ -98,6 +98,11 @@ def test_services_are_measured_end_to_end(quick_run):
         )
     assert _ordered(serving["grpc"]["latency"]["128"])
     assert serving["grpc"]["peak_rss_bytes"] > 0
+    # The service's own steps, each timed alone, on the same text.
+    assert set(serving["stages"]) == {"128"}
+    stages = serving["stages"]["128"]
+    assert set(stages) == {"parse", "tokenize", "spans", "reply"}
+    assert all(_ordered(step) for step in stages.values())
 
 
 @pytest.mark.slow
@@ -110,7 +115,7 @@ def test_sizes_training_cost_and_targets(quick_run):
     assert "bert_base" not in report  # --quick leaves it out
     names = [item["target"] for item in report["targets"]]
     assert any("INT8 IR size" in name for name in names)
-    assert any("HTTP p50 vs raw OpenVINO" in name for name in names)
+    assert any("HTTP p50 vs its raw runtime" in name for name in names)
     assert all(item["met"] in (True, False, None) for item in report["targets"])
 
 
@@ -125,11 +130,12 @@ def test_markdown_plots_and_docs_are_written(quick_run):
         "## Latency",
         "## Throughput",
         "## End to end",
+        "### Where a request's time goes",
         "## Size on disk",
         "## Training cost",
     ):
         assert heading in text
-    for plot in ("latency", "throughput", "accuracy"):
+    for plot in ("latency", "throughput", "serving", "accuracy"):
         assert (root / "reports" / f"{plot}.png").read_bytes().startswith(PNG_MAGIC)
     docs = (root / "benchmarks.md").read_text(encoding="utf-8")
     assert docs.startswith("# Benchmarks\n\nWritten by hand.")

@@ -88,7 +88,9 @@ def test_follows_training_then_prints_how_to_query(namespace, background, capsys
     )
     assert "Deployment qatchart-optimum is available (optimum)" in out
     assert f"kubectl port-forward -n {namespace.name} svc/qatchart-optimum 8080:8080" in out
-    assert "qatflow ask --url http://127.0.0.1:8080" in out
+    # The published model answers questions (its outcome says so): only that example is shown.
+    assert 'qatflow ask --url http://127.0.0.1:8080 --question "What does QAT' in out
+    assert "--text" not in out
     code, said = finished(install)
     assert code == 0, said
 
@@ -239,6 +241,8 @@ def test_inference_only_release_with_ovms(namespace, background, capsys):
     assert "no training Job" in out
     assert f"kubectl port-forward -n {namespace.name} svc/qatchart-ovms 9000:9000" in out
     assert "qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model bert-qa" in out
+    # Nothing trained in this release says the model's task: both examples are shown.
+    assert "--question" in out and "--text" in out
 
 
 def test_multi_node_training_follows_rank_zero_only(namespace, background, capsys):

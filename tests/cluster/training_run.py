@@ -19,6 +19,7 @@ PUBLISHED = TrainingOutcome(
     "published bert-qa version 1 to /models/bert-qa/1",
     model="bert-qa",
     version=1,
+    task="question-answering",
     metric="f1",
     scores={"baseline": 80.12, "fp32": 80.12, "ptq": 77.9, "int8": 79.85},
     summary=SUMMARY,

@@ -16,6 +16,7 @@ def test_an_outcome_reads_back_as_written(tmp_path):
         "published bert-qa version 2 to /models/bert-qa/2",
         model="bert-qa",
         version=2,
+        task="question-answering",
         metric="f1",
         scores={"fp32": 80.12, "int8": 79.85},
         summary="qat | baseline f1 80.12 | ...",

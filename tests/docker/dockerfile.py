@@ -16,6 +16,22 @@ class Stage:
     def all(self, keyword: str) -> list[str]:
         return [args for kw, args in self.instructions if kw == keyword]
 
+    def env(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for text in self.all("ENV"):
+            for item in text.split():
+                key, _, value = item.partition("=")
+                values[key] = value
+        return values
+
+    def arg_defaults(self) -> dict[str, str]:
+        """The stage's build arguments and their defaults (quotes removed)."""
+        defaults: dict[str, str] = {}
+        for text in self.all("ARG"):
+            name, _, default = text.partition("=")
+            defaults[name] = default.strip('"')
+        return defaults
+
 
 @dataclass
 class Dockerfile:
@@ -34,12 +50,8 @@ class Dockerfile:
         return [str(item) for item in value]
 
     def env(self) -> dict[str, str]:
-        values: dict[str, str] = {}
-        for text in self.final.all("ENV"):
-            for item in text.split():
-                key, _, value = item.partition("=")
-                values[key] = value
-        return values
+        """The final stage's environment."""
+        return self.final.env()
 
 
 def parse(path: Path) -> Dockerfile:

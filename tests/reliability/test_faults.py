@@ -230,17 +230,14 @@ def test_grpc_server_dying_mid_run_gives_bounded_retries_then_exit_4(
         assert client.stdout is not None
         answered = [client.stdout.readline() for _ in range(3)]
         server.process.send_signal(signal.SIGKILL)  # a crash, not a graceful stop
-        died = time.monotonic()
         rest, stderr = client.communicate(timeout=120)
     finally:
         client.kill()
         server.stop()
-    gave_up_after = time.monotonic() - died
+    # Retries are bounded by count (the run ends, within communicate's limit), not by a timing.
     assert client.returncode == 4, stderr
     assert "ServerUnavailableError" in stderr and "gave up after 3 attempts" in stderr
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
-    # Retries are bounded: two backoffs (0.2 s + 0.4 s) and three short failed connects.
-    assert gave_up_after < 30, gave_up_after
     printed = [json.loads(line) for line in answered + rest.splitlines()]
     assert 3 <= len(printed) < len(examples)
     assert all(set(item) == {"answer", "score", "start", "end"} for item in printed)

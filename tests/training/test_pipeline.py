@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,63 @@ def test_ir_is_int8_and_runs_in_optimum(published_model):
     inputs = tokenizer("where was rosa born ?", "rosa was born in tarnow .", return_tensors="np")
     outputs = model(**inputs)
     assert outputs.start_logits.shape == inputs["input_ids"].shape
+
+
+def test_each_quantized_tensor_has_one_fake_quantize(published_model):
+    """Q, K and V read one LayerNorm output: after QAT the IR still quantizes it once (three
+    FakeQuantize ops of slightly different ranges could not fuse)."""
+    import openvino as ov
+
+    ops = ov.Core().read_model(published_model.ir_path).get_ordered_ops()
+    inputs = Counter(
+        (op.input_value(0).get_node().get_friendly_name(), op.input_value(0).get_index())
+        for op in ops
+        if op.get_type_name() == "FakeQuantize"
+    )
+    assert inputs and max(inputs.values()) == 1, [name for name, n in inputs.items() if n > 1]
+    assert published_model.metrics()["ir"]["fake_quantize"] == len(inputs)
+
+
+def test_quantizers_of_one_tensor_stay_one_through_a_checkpoint(tiny_model_dir, tmp_path):
+    import nncf.torch
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    from qatflow.training import quantization
+
+    generator = torch.Generator().manual_seed(0)
+    samples = [
+        {
+            "input_ids": torch.randint(5, 100, (1, 32), generator=generator),
+            "attention_mask": torch.ones(1, 32, dtype=torch.long),
+            "token_type_ids": torch.zeros(1, 32, dtype=torch.long),
+        }
+        for _ in range(4)
+    ]
+    model = BertForQuestionAnswering.from_pretrained(tiny_model_dir)
+    quantized = quantization.calibrate(model, samples)
+    config = nncf.torch.get_config(quantized)
+    shared = [
+        command["hook_names_in_model"]
+        for command in config["compression_state"]
+        if command["module_cls_name"].endswith("Quantizer")
+        and len(command["hook_names_in_model"]) > 1
+    ]
+    # One input quantizer for the query, key and value projections of each layer.
+    assert len(shared) == model.config.num_hidden_layers
+    for names in shared:
+        projections = sorted(name.split("/self/")[1].split("/")[0] for name in names)
+        assert projections == ["key", "query", "value"]
+    path = tmp_path / "qat.pt"
+    quantization.save_checkpoint(quantized, path)
+    restored = quantization.load_checkpoint(
+        BertForQuestionAnswering.from_pretrained(tiny_model_dir), path
+    )
+    assert nncf.torch.get_config(restored) == config
+    with torch.no_grad():
+        assert torch.equal(
+            restored(**samples[0]).start_logits, quantized(**samples[0]).start_logits
+        )
 
 
 def test_onnx_is_qdq_and_matches_the_ir_on_the_openvino_ep(published_model):
@@ -169,7 +227,7 @@ def test_killed_run_leaves_no_version_and_a_rerun_publishes(tiny_model_dir, tmp_
     artifacts.verify(version)
     reported = TrainingOutcome.from_json(outcome_file.read_text())
     assert reported is not None and reported.published
-    assert (reported.model, reported.version) == (version.name, 1)
+    assert (reported.model, reported.version, reported.task) == (version.name, 1, version.task)
     assert reported.message == f"published {version.name} version 1 to {version.path}"
     metrics = version.metrics()
     assert reported.metric == "f1"

@@ -24,13 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qatflow.client.errors import EXIT_OK, EXIT_USAGE, exit_codes
+from qatflow.core.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
 
 if TYPE_CHECKING:
     from qatflow.client.errors import ClientError
     from qatflow.client.inputs import Inputs
-
-QUESTION_ANSWERING = "question-answering"
-TEXT_CLASSIFICATION = "text-classification"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"==> following release {args.release} in namespace {namespace}", flush=True)
     try:
-        follower.follow_training()
+        training = follower.follow_training()
         endpoint = follower.wait_for_service()
     except ReleaseProblem as problem:
         print(f"qatflow status: {problem}", file=sys.stderr, flush=True)
@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         api_client.close()
     print("==> query it:")
-    for command in query_instructions(endpoint, namespace):
+    task = training.outcome.task if training.outcome is not None else None
+    for command in query_instructions(endpoint, namespace, task):
         print(f"    {command}")
     return EXIT_READY
 

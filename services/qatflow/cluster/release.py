@@ -23,6 +23,7 @@ from qatflow.cluster.problems import (
 )
 from qatflow.core.logs import format_seconds
 from qatflow.core.outcome import TrainingOutcome
+from qatflow.core.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -382,30 +383,39 @@ class ReleaseFollower:
         time.sleep(max(0.0, min(self.poll_interval, self.clock.remaining())))
 
 
-def query_instructions(endpoint: ServiceEndpoint, namespace: str) -> list[str]:
-    """How to reach and query the service from a workstation, as commands to paste."""
+# What `qatflow ask` sends, per task; a release that did not train here (inference only) does
+# not say which task its model has, so both are shown.
+_EXAMPLE_INPUTS = {
+    QUESTION_ANSWERING: '--question "What does QAT stand for?" '
+    '--context "QAT stands for quantization aware training."',
+    TEXT_CLASSIFICATION: '--text "The service answered quickly and correctly."',
+}
+
+
+def query_instructions(
+    endpoint: ServiceEndpoint, namespace: str, task: str | None = None
+) -> list[str]:
+    """How to reach and query the service from a workstation, as commands to paste; the
+    example input is the model's ``task``'s (every task's when it is not known)."""
     if endpoint.service is None:
         return [
             f"the Deployment {endpoint.deployment} has no Service labelled "
             f"{COMPONENT_LABEL}={INFERENCE}"
         ]
-    question = (
-        '--question "What does QAT stand for?" '
-        '--context "QAT stands for quantization aware training."'
-    )
+    inputs = [_EXAMPLE_INPUTS[task]] if task in _EXAMPLE_INPUTS else list(_EXAMPLE_INPUTS.values())
     if endpoint.backend == "ovms":
         grpc = endpoint.ports.get("grpc", 9000)
         model = endpoint.model or "bert-qa"
-        return [
-            f"kubectl port-forward -n {namespace} svc/{endpoint.service} {grpc}:{grpc}",
+        forward = f"kubectl port-forward -n {namespace} svc/{endpoint.service} {grpc}:{grpc}"
+        ask = (
             f"qatflow ask --grpc 127.0.0.1:{grpc} --protocol kserve --model {model} "
-            f"--models-dir <a local copy of the models volume> {question}",
-        ]
-    port = endpoint.ports.get("http", next(iter(endpoint.ports.values()), 8080))
-    return [
-        f"kubectl port-forward -n {namespace} svc/{endpoint.service} 8080:{port}",
-        f"qatflow ask --url http://127.0.0.1:8080 {question}",
-    ]
+            "--models-dir <a local copy of the models volume>"
+        )
+    else:
+        port = endpoint.ports.get("http", next(iter(endpoint.ports.values()), 8080))
+        forward = f"kubectl port-forward -n {namespace} svc/{endpoint.service} 8080:{port}"
+        ask = "qatflow ask --url http://127.0.0.1:8080"
+    return [forward, *(f"{ask} {example}" for example in inputs)]
 
 
 def _finished(job: Any) -> str | None:

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-TASK = "text-classification"
+from qatflow.core.tasks import TEXT_CLASSIFICATION
+
+TASK = TEXT_CLASSIFICATION
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ class TrainingOutcome:
     message: str
     model: str | None = None
     version: int | None = None
+    # The published model's task (question-answering, text-classification).
+    task: str | None = None
     # The accuracy gate's metric (f1, accuracy) and its value at each stage.
     metric: str | None = None
     scores: dict[str, float] = field(default_factory=dict)

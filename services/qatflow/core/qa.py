@@ -128,26 +128,33 @@ def best_answers(
     pipeline computes them; spans from every window of a context compete together.
     """
     candidates: list[dict[tuple[int, int], float]] = [{} for _ in contexts]
+    width = max(max_answer_len, 1)
     for row, feature in enumerate(features):
-        context_tokens = np.array([span is not None for span in feature.offsets])
-        if not context_tokens.any():
+        context_tokens = [token for token, span in enumerate(feature.offsets) if span is not None]
+        if not context_tokens:
             continue
-        size = len(feature.offsets)
-        start = _masked_softmax(np.asarray(start_logits[row, :size], np.float64), context_tokens)
-        end = _masked_softmax(np.asarray(end_logits[row, :size], np.float64), context_tokens)
-        scores = np.triu(np.outer(start, end))
-        scores = np.tril(scores, max_answer_len - 1)
-        flat_scores = scores.ravel()
-        keep = min(max(top_k, 1) * 4, flat_scores.size)
-        best = np.argpartition(flat_scores, -keep)[-keep:]  # the top spans, without a full sort
-        best = best[np.argsort(flat_scores[best])[::-1]]
+        # Only the context tokens can start or end a span: score the band of spans of at most
+        # ``max_answer_len`` tokens from each start, not every (start, end) pair of the window.
+        first, last = context_tokens[0], context_tokens[-1] + 1
+        keep = np.array([span is not None for span in feature.offsets[first:last]])
+        start = _masked_softmax(np.asarray(start_logits[row, first:last], np.float64), keep)
+        end = _masked_softmax(np.asarray(end_logits[row, first:last], np.float64), keep)
+        ends = np.lib.stride_tricks.sliding_window_view(np.pad(end, (0, width - 1)), width)
+        scores = (start[:, None] * ends).ravel()  # [start, length - 1]
+        top = min(max(top_k, 1) * 4, scores.size)
+        best = np.argpartition(scores, -top)[-top:]  # the top spans, without a full sort
+        best = best[np.argsort(scores[best])[::-1]]
         found = candidates[feature.example]
         for flat in best:
-            first, last = divmod(int(flat), size)
-            score = float(scores[first, last])
+            score = float(scores[flat])
             if score <= 0.0:
                 break
-            span = (feature.offsets[first][0], feature.offsets[last][1])  # type: ignore[index]
+            begin, length = divmod(int(flat), width)
+            opening, closing = (
+                feature.offsets[first + begin],
+                feature.offsets[first + begin + length],
+            )
+            span = (opening[0], closing[1])  # type: ignore[index]
             found[span] = max(score, found.get(span, 0.0))
     answers = []
     for context, found in zip(contexts, candidates, strict=True):

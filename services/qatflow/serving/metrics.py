@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -13,8 +15,13 @@ from prometheus_client import (
     generate_latest,
 )
 
+from qatflow.serving.batching import BatchObserver
+
 # Buckets from 5 ms (a short question on a small model) to 10 s (a very long context).
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_WINDOW_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 64, 128, 256)
+# From no wait at all (a lone request) to a runtime many inferences behind.
+_QUEUE_BUCKETS = (0.0001, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class ServiceMetrics:
@@ -36,7 +43,7 @@ class ServiceMetrics:
         )
         self.inference_seconds = Histogram(
             "qatflow_inference_duration_seconds",
-            "Time in tokenization, model inference and post-processing.",
+            "Time in tokenization, the batch queue, model inference and post-processing.",
             labels,
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
@@ -67,8 +74,22 @@ class ServiceMetrics:
         )
         self.in_flight = Gauge(
             "qatflow_inferences_in_flight",
-            "Inferences running now (at most max_concurrency).",
+            "Requests being served now: tokenizing, queued or inferring (at most max_concurrency).",
             labels,
+            registry=self.registry,
+        )
+        self.batch_windows = Histogram(
+            "qatflow_batch_windows",
+            "Windows per inference: one request's, or several requests' grouped by the batcher.",
+            labels,
+            buckets=_WINDOW_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_queue_seconds = Histogram(
+            "qatflow_batch_queue_seconds",
+            "Time a request's windows waited in the batcher for their inference to start.",
+            labels,
+            buckets=_QUEUE_BUCKETS,
             registry=self.registry,
         )
         self.model_version = Gauge(
@@ -83,6 +104,18 @@ class ServiceMetrics:
             [*labels, "result"],
             registry=self.registry,
         )
+
+    def batch_observer(self, model: str, backend: str) -> BatchObserver:
+        """What a backend calls with each inference's windows and its requests' queue waits."""
+        windows = self.batch_windows.labels(model, backend)
+        waited = self.batch_queue_seconds.labels(model, backend)
+
+        def observe(count: int, waits: Sequence[float]) -> None:
+            windows.observe(count)
+            for wait in waits:
+                waited.observe(wait)
+
+        return observe
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

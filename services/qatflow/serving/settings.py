@@ -44,7 +44,19 @@ class ServeSettings(Settings):
     """Most inputs in one batch request; more get 422."""
 
     max_concurrency: int = Field(default=4, ge=1)
-    """Inferences run at once; requests beyond this get 503 instead of queueing."""
+    """Requests served at once; requests beyond this get 503 instead of queueing."""
+
+    batching: bool = True
+    """Adaptive batching: the windows of concurrent requests share one inference (false: each
+    request's windows run on their own)."""
+
+    batch_max_windows: int = Field(default=16, ge=1, le=256)
+    """Most windows in one inference, from one request or grouped from several (a long context
+    makes several windows; not the same as max_batch_size, the inputs of one batch request)."""
+
+    batch_max_delay_ms: float = Field(default=0.0, ge=0, le=10_000)
+    """Longest the first request of a batch waits for others to join it; 0 groups only the
+    requests that queued while the runtime was busy, so a lone request never waits."""
 
     max_answer_length: int = Field(default=30, ge=1)
     """Default longest answer span in tokens (a request may ask for less or more)."""

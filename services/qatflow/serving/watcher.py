@@ -141,6 +141,7 @@ class ModelWatcher:
     def _verify_and_load(self, version: ModelVersion) -> ModelBackend:
         verify(version)
         backend = self.backend_factory()
+        backend.observe_batch = self.metrics.batch_observer(version.name, self.backend_name)
         backend.load(version)
         return backend
 

@@ -115,6 +115,7 @@ def _train(args: argparse.Namespace) -> TrainingOutcome:
         f"published {version.name} version {version.version} to {version.path}",
         model=version.name,
         version=version.version,
+        task=version.task,
         **_accuracy(metrics),
     )
 

@@ -6,6 +6,11 @@ every later run then waits on it for ever. ``ensure_built`` holds an OS lock ins
 when its holder dies, however it dies), removes such a leftover file under it, and loads the
 kernels into this process, so concurrent trainings build them once and a crash blocks nothing.
 
+Inside a virtual environment they are built into it (``<venv>/var/torch_extensions``) unless
+``TORCH_EXTENSIONS_DIR`` says otherwise: torch's shared default under ``~/.cache`` would make
+two environments with different paths rebuild over each other's build. Deleting the
+environment deletes them.
+
 ``python -m qatflow.training.nncf_extension`` builds them ahead: ``make install`` and the
 training image do, so that no training waits for the compiler.
 """
@@ -15,11 +20,16 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
 # 0: no time limit. NNCF's default (60 s) is shorter than the build under load.
 os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+if sys.prefix != sys.base_prefix:  # a virtual environment
+    os.environ.setdefault(
+        "TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "var" / "torch_extensions")
+    )
 
 import torch
 from nncf.torch.quantization.extensions import QuantizedFunctionsCPU, QuantizedFunctionsCPULoader

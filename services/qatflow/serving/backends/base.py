@@ -7,11 +7,13 @@ classification), so both runtimes give the same results as training's evaluation
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import logging
-import threading
+import queue
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,15 +21,13 @@ import numpy as np
 
 from qatflow.core import classification, qa
 from qatflow.core.artifacts import ModelVersion
+from qatflow.core.tasks import QUESTION_ANSWERING, TASKS, TEXT_CLASSIFICATION
+from qatflow.serving.batching import Batcher, BatchObserver
 from qatflow.serving.settings import ServeSettings
 
-QUESTION_ANSWERING = "question-answering"
-TEXT_CLASSIFICATION = classification.TASK
-TASKS = (QUESTION_ANSWERING, TEXT_CLASSIFICATION)
 # The outputs each task's model has, when an older manifest does not name them.
 TASK_OUTPUTS = {QUESTION_ANSWERING: ["start_logits", "end_logits"], TEXT_CLASSIFICATION: ["logits"]}
 
-_ROWS_PER_INFERENCE = 16
 log = logging.getLogger("qatflow.serving")
 
 
@@ -76,9 +76,17 @@ class ModelBackend(ABC):
         self.inference_precision: str | None = None
         """What the runtime computes the ops that are not INT8 in, once loaded (see
         ``qatflow.core.precision``)."""
+        self.parallel_inferences = 1
+        """Inferences the runtime runs side by side, set by ``_load_runtime`` (OpenVINO's
+        OPTIMAL_NUMBER_OF_INFER_REQUESTS: 1 with the LATENCY hint, one per stream with
+        THROUGHPUT); the batcher keeps that many running."""
+        self.observe_batch: BatchObserver | None = None
+        """Told the windows of every inference and how long its requests waited (metrics)."""
+        self._batcher: Batcher | None = None
         self._tokenizer: Any = None
-        # Fast tokenizers mutate their truncation state per call: one caller at a time.
-        self._tokenizer_lock = threading.Lock()
+        # A fast tokenizer mutates its truncation state on every call, so one serves one caller
+        # at a time ("Already borrowed" otherwise): concurrent requests take a copy each.
+        self._tokenizers: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     @classmethod
     @abstractmethod
@@ -102,7 +110,19 @@ class ModelBackend(ABC):
             else []
         )
         self._tokenizer = version.tokenizer()
+        self._tokenizers.put(self._tokenizer)
         self._load_runtime(version)
+        if self.settings.batching:
+            self._batcher = Batcher(
+                self._infer,
+                max_windows=self.settings.batch_max_windows,
+                max_delay=self.settings.batch_max_delay_ms / 1000,
+                runners=self.parallel_inferences,
+                pad_values={"input_ids": self._tokenizer.pad_token_id},
+                # Per-token outputs are cut back to each request's own width.
+                sequence_outputs=TASK_OUTPUTS[QUESTION_ANSWERING],
+                observe=self.observe_batch,
+            )
         self.labels = labels
         self.version = version
         log.info(
@@ -118,21 +138,24 @@ class ModelBackend(ABC):
     def unload(self) -> None:
         self.version = None
         self._tokenizer = None
+        self._tokenizers = queue.SimpleQueue()
         self.inference_precision = None
+        self._batcher = None
         self._unload_runtime()
 
     def predict(self, questions: Sequence[Question]) -> list[list[qa.Answer]]:
         """The best answers of each question; ``qa.QuestionTooLongError`` for a long question."""
         manifest = self._manifest_for(QUESTION_ANSWERING)
-        with self._tokenizer_lock:
+        with self._tokenizer_in_use() as tokenizer:
             features = qa.encode(
-                self._tokenizer,
+                tokenizer,
                 [q.question for q in questions],
                 [q.context for q in questions],
                 max_length=int(manifest["max_seq_length"]),
                 doc_stride=int(manifest["doc_stride"]),
             )
-        outputs = self._run_in_chunks(qa.pad(features, self._tokenizer.pad_token_id))
+            pad_id = tokenizer.pad_token_id
+        outputs = self._run_model(qa.pad(features, pad_id))
         start_logits, end_logits = outputs["start_logits"], outputs["end_logits"]
         contexts = [q.context for q in questions]
         answers: list[list[qa.Answer]] = []
@@ -156,18 +179,31 @@ class ModelBackend(ABC):
         """The most probable labels of each text; text past max_seq_length is truncated."""
         manifest = self._manifest_for(TEXT_CLASSIFICATION)
         pairs = _text_pairs(texts, bool(manifest.get("text_pair", False)))
-        with self._tokenizer_lock:
+        with self._tokenizer_in_use() as tokenizer:
             arrays = classification.encode(
-                self._tokenizer,
+                tokenizer,
                 [item.text for item in texts],
                 pairs,
                 max_length=int(manifest["max_seq_length"]),
             )
-        logits = self._run_in_chunks(arrays)["logits"]
+        logits = self._run_model(arrays)["logits"]
         return [
             classification.predictions(logits[row : row + 1], self.labels, top_k=item.top_k)[0]
             for row, item in enumerate(texts)
         ]
+
+    @contextlib.contextmanager
+    def _tokenizer_in_use(self) -> Iterator[Any]:
+        """A tokenizer no other thread uses meanwhile: a free copy, or a new one (at most one per
+        request served at once)."""
+        try:
+            tokenizer = self._tokenizers.get_nowait()
+        except queue.Empty:
+            tokenizer = copy.deepcopy(self._tokenizer)
+        try:
+            yield tokenizer
+        finally:
+            self._tokenizers.put(tokenizer)
 
     def _manifest_for(self, task: str) -> dict[str, Any]:
         version = self.version
@@ -177,18 +213,22 @@ class ModelBackend(ABC):
             raise WrongTaskError(version.task, task)
         return version.manifest
 
-    def _run_in_chunks(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # A very long context makes many windows; bounded chunks bound the memory one request takes.
+    def _run_model(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's outputs for every row: through the batcher, or in chunks of at most
+        ``batch_max_windows`` rows (a very long context makes many windows; bounded chunks bound
+        the memory one request takes)."""
         assert self.version is not None
         wanted = self.version.manifest.get("inputs") or list(arrays)
         inputs = {name: arrays[name] for name in wanted}
-        total = next(iter(inputs.values())).shape[0]
-        chunks = [
-            self._infer(
-                {name: array[first : first + _ROWS_PER_INFERENCE] for name, array in inputs.items()}
-            )
-            for first in range(0, total, _ROWS_PER_INFERENCE)
-        ]
+        if self._batcher is not None:
+            return self._batcher.run(inputs)
+        total, step = len(next(iter(inputs.values()))), self.settings.batch_max_windows
+        chunks = []
+        for first in range(0, total, step):
+            chunk = {name: array[first : first + step] for name, array in inputs.items()}
+            if self.observe_batch is not None:
+                self.observe_batch(len(chunk[wanted[0]]), ())
+            chunks.append(self._infer(chunk))
         return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
 
     def output_names(self, version: ModelVersion) -> list[str]:

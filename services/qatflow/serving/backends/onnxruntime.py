@@ -102,6 +102,8 @@ class OnnxRuntimeBackend(ModelBackend):
                 f"ONNX Runtime did not enable {PROVIDER} (got {providers})"
             )
         self._output_names = self.output_names(version)
+        # The EP keeps one infer request per stream (num_streams, 1 unless given).
+        self.parallel_inferences = int(options.get("num_streams", 1))
         self.inference_precision = self.plugin.resolve(
             str(options["load_config"]["CPU"][precision.HINT])
         )

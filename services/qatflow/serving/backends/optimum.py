@@ -28,8 +28,8 @@ class OptimumBackend(ModelBackend):
         super().__init__(settings)
         self._model: Any = None
         self._output_names: list[str] = []
-        # One infer request per inference slot: an infer request serves one caller at a time,
-        # and a pool lets concurrent requests run in parallel instead of queueing on one lock.
+        # An infer request serves one caller at a time; the pool holds as many as the compiled
+        # model runs in parallel (more would only queue inside OpenVINO).
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     @classmethod
@@ -73,7 +73,8 @@ class OptimumBackend(ModelBackend):
         missing = [name for name in self._output_names if name not in declared]
         if missing:
             raise ValueError(f"{version.ir_path.name} lacks the outputs {missing}")
-        for _ in range(self.settings.max_concurrency):
+        self.parallel_inferences = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        for _ in range(self.parallel_inferences):
             self._requests.put(compiled.create_infer_request())
 
     def _unload_runtime(self) -> None:
@@ -83,8 +84,9 @@ class OptimumBackend(ModelBackend):
     def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         request = self._requests.get()
         try:
-            results = request.infer(inputs)
-            # The request reuses its output buffers on the next call: copy before returning it.
+            # No copy into the runtime; its output buffers are copied once, before the next
+            # call reuses them.
+            results = request.infer(inputs, share_inputs=True, share_outputs=True)
             return {name: np.array(results[name], copy=True) for name in self._output_names}
         finally:
             self._requests.put(request)
