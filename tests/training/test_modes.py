@@ -72,7 +72,7 @@ def test_distillation_qat_publishes_a_smaller_int8_student(tiny_model_dir, tmp_p
 def test_distillation_from_a_given_teacher_publishes_post_training_int8(
     published_model, tiny_model_dir, tmp_path
 ):
-    teacher = _fine_tuned_fp32(published_model)
+    teacher = published_model.metrics()["fp32_model_dir"]
     version = run_pipeline(
         _settings(
             tiny_model_dir,
@@ -113,7 +113,9 @@ def test_distillation_brings_the_student_closer_to_the_teacher(published_model, 
     torch.manual_seed(0)
     settings = _settings(tiny_model_dir, Path("unused"), max_train_samples=120)
     task = QuestionAnsweringTask(settings, AutoTokenizer.from_pretrained(tiny_model_dir))
-    teacher = AutoModelForQuestionAnswering.from_pretrained(_fine_tuned_fp32(published_model))
+    teacher = AutoModelForQuestionAnswering.from_pretrained(
+        published_model.metrics()["fp32_model_dir"]
+    )
     student = distillation.shrink(AutoModelForQuestionAnswering.from_pretrained(tiny_model_dir), 1)
     loss = distillation.DistillationLoss(
         teacher,
@@ -268,12 +270,4 @@ def test_classification_distils_into_a_smaller_student(tiny_classifier_dir, tmp_
     assert (
         metrics["timings"]["distillation_training"]["last_loss"]
         < (metrics["timings"]["distillation_training"]["first_loss"])
-    )
-
-
-def _fine_tuned_fp32(version) -> str:
-    """The FP32 model the version's run saved in its scratch directory, which moved with the
-    models directory (trained_once publishes from a staging path, then renames it)."""
-    return str(
-        version.path.parent.parent / ".work" / Path(version.metrics()["fp32_model_dir"]).name
     )
