@@ -68,11 +68,8 @@ def test_ir_and_qat_torch_model_predict_the_same_classes(published_classifier):
     """The exported IR is the QAT model: the same class on (nearly) every evaluation example."""
     from qatflow.training import export, quantization
 
-    # The run's scratch files moved with its models directory (trained_once renames it).
-    models_dir = published_classifier.path.parent.parent
     settings = TrainingSettings.load(
-        overrides={**published_classifier.metrics()["settings"], "output_dir": str(models_dir)},
-        environ={},
+        overrides=published_classifier.metrics()["settings"], environ={}
     )
     tokenizer = AutoTokenizer.from_pretrained(published_classifier.path)
     task = TextClassificationTask(settings, tokenizer)
