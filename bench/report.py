@@ -103,14 +103,45 @@ def _accuracy(report: dict[str, Any], titles: dict[str, str]) -> list[str]:
             f"| {titles[key]} | {value['exact_match']:.2f} | {value['f1']:.2f} | "
             f"{value['f1'] - base:+.2f} |"
         )
-    for key, title in (
-        ("fp32", "training job: FP32"),
-        ("ptq", "training job: PTQ INT8"),
-        ("int8", "training job: QAT INT8 IR"),
-    ):
-        if key in accuracy["training_job"]:
-            value = accuracy["training_job"][key]
-            rows.append(f"| {title} | {value['exact_match']:.2f} | {value['f1']:.2f} | |")
+    rows += _training_job_rows(accuracy["training_job"])
+    rows.append("")
+    if "transfer" in accuracy:
+        rows += _transfer(accuracy["transfer"], titles)
+    return rows
+
+
+_JOB_STAGES = (
+    ("fp32", "training job: FP32"),
+    ("ptq", "training job: PTQ INT8"),
+    ("int8", "training job: QAT INT8 IR"),
+)
+
+
+def _training_job_rows(scores: dict[str, Any]) -> list[str]:
+    return [
+        f"| {title} | {scores[key]['exact_match']:.2f} | {scores[key]['f1']:.2f} | |"
+        for key, title in _JOB_STAGES
+        if key in scores
+    ]
+
+
+def _transfer(transfer: dict[str, Any], titles: dict[str, str]) -> list[str]:
+    """The hand-written transfer set: prose unlike the generated training data."""
+    scores = transfer["runtimes"]
+    base = scores.get(rt.TORCH_FP32, {}).get("f1")
+    rows = [
+        "### Transfer set",
+        "",
+        f"{transfer['examples']} hand-written questions over short prose paragraphs "
+        "(`embedded:transfer-qa`, not generated), scored the same way.",
+        "",
+        "| runtime | EM | F1 | ΔF1 vs PyTorch FP32 |",
+        "|---|---|---|---|",
+    ]
+    for key, value in scores.items():
+        delta = "" if base is None else f"{value['f1'] - base:+.2f}"
+        rows.append(f"| {titles[key]} | {value['exact_match']:.2f} | {value['f1']:.2f} | {delta} |")
+    rows += _training_job_rows(transfer["training_job"])
     return [*rows, ""]
 
 

@@ -57,11 +57,27 @@ def run_benchmark(
                 k: src.metrics[k] for k in ("fp32", "ptq", "int8") if k in src.metrics
             },
         }
+        transfer: dict[str, Any] = {
+            "examples": len(task.transfer_examples),
+            "runtimes": {},
+            "training_job": src.metrics.get("transfer", {}),
+        }
         for runtime in chosen:
             begin = time.perf_counter()
             scores = task.evaluate(runtime.infer, task.settings.eval_batch_size)
             accuracy["runtimes"][runtime.key] = {**scores, "seconds": time.perf_counter() - begin}
             log.info("%s: EM %.2f F1 %.2f", runtime.title, scores["exact_match"], scores["f1"])
+            hand_written = task.evaluate_transfer(runtime.infer, task.settings.eval_batch_size)
+            if hand_written is not None:
+                transfer["runtimes"][runtime.key] = hand_written
+                log.info(
+                    "%s transfer set: EM %.2f F1 %.2f",
+                    runtime.title,
+                    hand_written["exact_match"],
+                    hand_written["f1"],
+                )
+        if transfer["runtimes"]:
+            accuracy["transfer"] = transfer
         report["accuracy"] = accuracy
         recorded = accuracy["training_job"].get("int8", {}).get("f1")
         rescored = accuracy["runtimes"][runtimes.OV_INT8]["f1"]

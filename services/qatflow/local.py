@@ -119,12 +119,15 @@ def _train(args: argparse.Namespace, models_dir: Path) -> int:
 
 
 def _log_metrics(version: ModelVersion) -> None:
+    """Held-out scores of each stage, then the hand-written transfer set's where there is one."""
     metrics = version.metrics()
     names = {"accuracy": "accuracy", "exact_match": "EM", "f1": "F1"}
-    for key, title in (("fp32", "FP32"), ("ptq", "PTQ INT8"), ("int8", "QAT INT8")):
-        if key in metrics:
-            scores = [f"{names[n]} {metrics[key][n]:6.2f}" for n in names if n in metrics[key]]
-            log.info("%-9s %s", title, "  ".join(scores))
+    stages = (("fp32", "FP32"), ("ptq", "PTQ INT8"), ("int8", "QAT INT8"))
+    for scores, where in ((metrics, "held-out"), (metrics.get("transfer", {}), "transfer")):
+        for key, title in stages:
+            if key in scores:
+                figures = [f"{names[n]} {scores[key][n]:6.2f}" for n in names if n in scores[key]]
+                log.info("%-8s %-9s %s", where, title, "  ".join(figures))
 
 
 def _start_service(

@@ -75,6 +75,9 @@ def test_every_runtime_is_scored_and_timed(quick_run):
     assert set(scores) == scored
     assert all(0 <= s["f1"] <= 100 and 0 <= s["exact_match"] <= 100 for s in scores.values())
     assert {"fp32", "ptq", "int8"} <= set(report["accuracy"]["training_job"])
+    transfer = report["accuracy"]["transfer"]  # the hand-written set, through every runtime too
+    assert transfer["examples"] == 80 and set(transfer["runtimes"]) == ALL_RUNTIMES
+    assert {"fp32", "ptq", "int8"} <= set(transfer["training_job"])
     for series in report["latency"].values():
         assert set(series) == {"128"}
         assert _ordered(series["128"])
@@ -127,6 +130,7 @@ def test_markdown_plots_and_docs_are_written(quick_run):
     for heading in (
         "## Targets",
         "## Accuracy",
+        "### Transfer set",
         "## Latency",
         "## Throughput",
         "## End to end",

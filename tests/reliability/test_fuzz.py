@@ -210,7 +210,7 @@ def test_huge_context_inside_the_limit_is_answered(
 ) -> None:
     """A quarter MiB of context: thousands of windows, answered from inside the context."""
     example = synthetic.generate("validation", 1, 5)[0]
-    filler = " ".join(synthetic._FILLER)
+    filler = " ".join(synthetic.FILLER)
     context = (filler + " ") * (250_000 // (len(filler) + 1)) + example.context
     for service in hardened_services.values():
         with httpx.Client(base_url=service.url, timeout=600.0) as client:

@@ -108,7 +108,7 @@ def reference_answers(
 def test_long_context_answer_in_a_later_window(
     services: dict[str, ServiceProcess], published_model: ModelVersion, examples
 ) -> None:
-    filler = " ".join(synthetic._FILLER * 2) + " "
+    filler = " ".join(synthetic.FILLER * 2) + " "
     in_later_window = 0
     for example in examples[:8]:
         context = filler + example.context

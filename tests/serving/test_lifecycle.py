@@ -81,7 +81,7 @@ def test_waits_for_a_model_follows_new_versions_and_refuses_corrupted_ones(
 
 def slow_batch(count: int, sentences: int) -> dict:
     """A valid request that takes seconds: many long contexts make thousands of windows."""
-    filler = " ".join(synthetic._FILLER[i % len(synthetic._FILLER)] for i in range(sentences))
+    filler = " ".join(synthetic.FILLER[i % len(synthetic.FILLER)] for i in range(sentences))
     examples = synthetic.generate("validation", count, 3)
     return {
         "inputs": [{"question": e.question, "context": filler + " " + e.context} for e in examples]

@@ -13,7 +13,7 @@ from qatflow.training.classification_data import (
     Columns,
     load_classification_data,
 )
-from qatflow.training.data import DataError
+from qatflow.training.data import EMBEDDED_SIZES, DataError
 from qatflow.training.synthetic_classification import generate_paraphrase, generate_sentiment
 
 
@@ -55,7 +55,7 @@ def test_embedded_sets_have_their_labels_and_sizes():
     assert not sentiment.text_pair
     paraphrase = _load("embedded:synthetic-paraphrase", max_train=None, max_eval=20)
     assert paraphrase.labels == ["not_equivalent", "equivalent"]
-    assert (len(paraphrase.train), len(paraphrase.eval)) == (4000, 20)
+    assert (len(paraphrase.train), len(paraphrase.eval)) == (EMBEDDED_SIZES["train"], 20)
     assert paraphrase.text_pair and all(e.text_pair for e in paraphrase.train)
 
 

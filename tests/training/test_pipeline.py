@@ -45,6 +45,10 @@ def test_published_version_is_complete_and_verified(published_model):
     for stage in ("fp32", "ptq", "int8"):
         assert set(metrics[stage]) == {"exact_match", "f1", "samples"}
         assert metrics[stage]["samples"] == 60
+        # the hand-written transfer set, scored beside the held-out split at every stage
+        assert set(metrics["transfer"][stage]) == {"exact_match", "f1", "samples"}
+        assert metrics["transfer"][stage]["samples"] == 80
+    assert manifest["metrics"]["transfer"] == metrics["transfer"]
     assert metrics["timings"]["qat_training"]["seconds_per_step"] > 0
 
 

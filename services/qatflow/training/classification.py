@@ -103,6 +103,9 @@ class TextClassificationTask:
         predicted = self.predict(infer, batch_size).argmax(axis=-1)
         return classification_scores(predicted, self.eval_labels, len(self.labels))
 
+    def evaluate_transfer(self, infer: Infer, batch_size: int) -> dict[str, float] | None:
+        return None  # no hand-written transfer set for classification
+
     def manifest(self) -> dict[str, Any]:
         return {
             "task": self.name,

@@ -1,16 +1,21 @@
-"""Question-answering examples from the embedded generator, local SQuAD files or the hub."""
+"""Question-answering examples: the embedded generator, the hand-written transfer set, local
+SQuAD files or the hub."""
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qatflow.training.config import EMBEDDED_QA_DATASET, EMBEDDED_TRANSFER_DATASET
+
 EMBEDDED_PREFIX = "embedded:"
+_TRANSFER_FILE = "transfer_qa.json"  # the hand-written set, shipped in this package
 # Sizes of the generated splits; max_train_samples / max_eval_samples cap what is used.
-EMBEDDED_SIZES = {"train": 4000, "validation": 1000}
+EMBEDDED_SIZES = {"train": 8000, "validation": 1000}
 
 
 class DataError(RuntimeError):
@@ -45,10 +50,19 @@ def load_examples(
 def _embedded(dataset: str, split: str, limit: int | None, seed: int) -> list[QAExample]:
     from qatflow.training import synthetic
 
-    if dataset != "embedded:synthetic-qa":
-        raise DataError(f"unknown embedded data set {dataset!r}; available: embedded:synthetic-qa")
+    if dataset == EMBEDDED_TRANSFER_DATASET:
+        if split != "validation":
+            raise DataError(
+                f"{EMBEDDED_TRANSFER_DATASET} has one split, 'validation', not {split!r}"
+            )
+        return _local(Path(str(importlib.resources.files(__package__) / _TRANSFER_FILE)), split)
+    if dataset != EMBEDDED_QA_DATASET:
+        raise DataError(
+            f"unknown embedded data set {dataset!r}; "
+            f"available: {EMBEDDED_QA_DATASET}, {EMBEDDED_TRANSFER_DATASET}"
+        )
     if split not in EMBEDDED_SIZES:
-        raise DataError(f"embedded:synthetic-qa has splits {sorted(EMBEDDED_SIZES)}, not {split!r}")
+        raise DataError(f"{EMBEDDED_QA_DATASET} has splits {sorted(EMBEDDED_SIZES)}, not {split!r}")
     return synthetic.generate(
         split, min(limit or EMBEDDED_SIZES[split], EMBEDDED_SIZES[split]), seed
     )

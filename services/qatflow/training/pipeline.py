@@ -393,7 +393,11 @@ class _Job:
                     "ir": artifacts.IR_FILE,
                     "onnx": artifacts.ONNX_FILE,
                     "libraries": _library_versions(),
-                    "metrics": {k: metrics[k] for k in ("baseline", "fp32", "ptq", "int8")},
+                    "metrics": {
+                        k: metrics[k]
+                        for k in ("baseline", "fp32", "ptq", "int8", "transfer")
+                        if k in metrics
+                    },
                 }
                 return artifacts.publish(
                     staged, settings.output_dir, settings.published_name, manifest
@@ -414,6 +418,8 @@ class _Job:
 
         settings, world = self.settings, self.world
         total = self.task.steps(epochs, settings.batch_size)
+        if settings.freeze_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(False)
         timings = fine_tune(
             world.wrap(model, self.device),
             world.shard(self.task.train_batches(epochs, settings.batch_size, seed), total),
@@ -441,9 +447,17 @@ class _Job:
                 return {}
             started = time.perf_counter()
             scores = self.task.evaluate(infer, self.settings.eval_batch_size)
+            log.info("%s: %s", label, _scores(scores))
+            transfer = self.task.evaluate_transfer(infer, self.settings.eval_batch_size)
+            if transfer is not None:
+                self.metrics.setdefault("transfer", {})[label] = transfer
+                log.info("%s transfer set: %s", label, _scores(transfer))
             self.timings[f"{label}_eval_seconds"] = time.perf_counter() - started
-            log.info("%s: %s", label, ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
             return scores
+
+
+def _scores(scores: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
 
 
 def _swap_in(new: Path, final: Path) -> None:
@@ -488,19 +502,23 @@ def _gate(metrics: dict[str, Any], metric: str, tolerance: float) -> None:
         )
 
 
+_STAGES = (("FP32", "fp32"), ("PTQ INT8", "ptq"), ("INT8 (IR)", "int8"))
+
+
 def _log_summary(metrics: dict[str, Any], metric: str) -> str:
-    """Log the accuracy table and the one-line summary; the summary (after "summary: ")."""
-    rows = [
-        (f"baseline ({metrics['baseline_model']})", "baseline"),
-        ("FP32", "fp32"),
-        ("PTQ INT8", "ptq"),
-        ("INT8 (IR)", "int8"),
-    ]
+    """Log the accuracy table (evaluation split, then the transfer set) and the one-line
+    summary; return the summary (after "summary: ")."""
+    transfer = metrics.get("transfer", {})
+    rows = [(f"baseline ({metrics['baseline_model']})", metrics["baseline"])]
+    rows += [(title, metrics[key]) for title, key in _STAGES]
+    if metrics["mode"] != "qat" and "baseline" in transfer:
+        rows.append(("transfer set: baseline", transfer["baseline"]))
+    rows += [(f"transfer set: {title}", transfer[key]) for title, key in _STAGES if key in transfer]
     names = list(metrics["fp32"])
     width = max(len(title) for title, _ in rows)
-    log.info("%-*s" + " %9s" * len(names), width, "accuracy", *names)
-    for title, key in rows:
-        log.info("%-*s" + " %9.2f" * len(names), width, title, *(metrics[key][n] for n in names))
+    log.info("%-*s" + " %11s" * len(names), width, "accuracy", *names)
+    for title, scores in rows:
+        log.info("%-*s" + " %11.2f" * len(names), width, title, *(scores[n] for n in names))
     summary = (
         f"{metrics['mode']} | baseline {metric} {metrics['baseline'][metric]:.2f} | "
         f"fp32 {metrics['fp32'][metric]:.2f} | ptq {metrics['ptq'][metric]:.2f} | "
@@ -508,6 +526,11 @@ def _log_summary(metrics: dict[str, Any], metric: str) -> str:
         f"int8 vs fp32 {metrics['int8'][metric] - metrics['fp32'][metric]:+.2f} | "
         f"int8 vs baseline {metrics['int8'][metric] - metrics['baseline'][metric]:+.2f}"
     )
+    if "int8" in transfer:
+        summary += (
+            f" | transfer int8 exact_match {transfer['int8']['exact_match']:.2f} "
+            f"{metric} {transfer['int8'][metric]:.2f}"
+        )
     log.info("summary: %s", summary)
     return summary
 

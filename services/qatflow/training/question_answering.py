@@ -15,7 +15,7 @@ from transformers import AutoModelForQuestionAnswering, PreTrainedModel
 from qatflow.core import qa
 from qatflow.core.squad import squad_scores
 from qatflow.training.batching import length_grouped_batches
-from qatflow.training.config import TrainingSettings
+from qatflow.training.config import EMBEDDED_TRANSFER_DATASET, TrainingSettings
 from qatflow.training.data import QAExample, load_examples
 from qatflow.training.task import Infer
 
@@ -45,12 +45,23 @@ class QuestionAnsweringTask:
         self.eval_examples = load(settings.eval_split, settings.max_eval_samples)
         self.train_features = self._label(train)
         self.eval_features = self._encode(self.eval_examples)
+        self.transfer_examples = (
+            load_examples(EMBEDDED_TRANSFER_DATASET, "validation", config=None, limit=None, seed=0)
+            if settings.transfer_eval
+            else []
+        )
+        # the tokenizer refuses an empty batch
+        self.transfer_features = (
+            self._encode(self.transfer_examples) if self.transfer_examples else []
+        )
         log.info(
-            "data: %d train examples -> %d windows, %d eval examples -> %d windows",
+            "data: %d train examples -> %d windows, %d eval examples -> %d windows, "
+            "%d transfer questions",
             len(train),
             len(self.train_features),
             len(self.eval_examples),
             len(self.eval_features),
+            len(self.transfer_examples),
         )
 
     def load_model(self, name_or_path: str) -> tuple[PreTrainedModel, bool]:
@@ -85,22 +96,43 @@ class QuestionAnsweringTask:
         return self._tensors([feature for feature, _, _ in self.train_features[:2]])
 
     def evaluate(self, infer: Infer, batch_size: int) -> dict[str, float]:
-        starts, ends = [], []
-        for begin in range(0, len(self.eval_features), batch_size):
-            chunk = self.eval_features[begin : begin + batch_size]
-            start, end = infer(qa.pad(chunk, self.tokenizer.pad_token_id))
-            width = max(len(f.input_ids) for f in self.eval_features)
-            starts.append(_pad_logits(start, width))
-            ends.append(_pad_logits(end, width))
+        return self._score(infer, batch_size, self.eval_examples, self.eval_features)
+
+    def evaluate_transfer(self, infer: Infer, batch_size: int) -> dict[str, float] | None:
+        if not self.transfer_examples:
+            return None
+        return self._score(infer, batch_size, self.transfer_examples, self.transfer_features)
+
+    def _score(
+        self,
+        infer: Infer,
+        batch_size: int,
+        examples: list[QAExample],
+        features: list[qa.Feature],
+    ) -> dict[str, float]:
+        """SQuAD EM/F1 of the best span over every window of each example.
+
+        Windows run in batches of similar length (long contexts' full windows together), which
+        pads far less than batches in example order; the logits go back in window order."""
+        width = max(len(f.input_ids) for f in features)
+        starts = np.full((len(features), width), -1e4, dtype=np.float32)
+        ends = np.full((len(features), width), -1e4, dtype=np.float32)
+        order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
+        for begin in range(0, len(order), batch_size):
+            rows = order[begin : begin + batch_size]
+            arrays = qa.pad([features[i] for i in rows], self.tokenizer.pad_token_id)
+            start, end = infer(arrays)
+            starts[rows, : start.shape[1]] = start
+            ends[rows, : end.shape[1]] = end
         answers = qa.best_answers(
-            self.eval_features,
-            np.concatenate(starts),
-            np.concatenate(ends),
-            [example.context for example in self.eval_examples],
+            features,
+            starts,
+            ends,
+            [example.context for example in examples],
             max_answer_len=self.settings.max_answer_length,
         )
         predictions = [best[0].answer for best in answers]
-        return squad_scores(predictions, [example.answers for example in self.eval_examples])
+        return squad_scores(predictions, [example.answers for example in examples])
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -139,10 +171,3 @@ class QuestionAnsweringTask:
     def _tensors(self, features: list[qa.Feature]) -> dict[str, torch.Tensor]:
         arrays = qa.pad(features, self.tokenizer.pad_token_id)
         return {name: torch.from_numpy(arrays[name]) for name in INPUT_NAMES}
-
-
-def _pad_logits(logits: np.ndarray, width: int) -> np.ndarray:
-    """Batches are padded to their own longest window; align them before concatenating."""
-    padded = np.full((logits.shape[0], width), -1e4, dtype=np.float32)
-    padded[:, : logits.shape[1]] = logits
-    return padded

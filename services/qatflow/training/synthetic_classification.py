@@ -76,6 +76,14 @@ _POSITIVE = [
     "lovely",
     "impressive",
     "solid",
+    "good",
+    "nice",
+    "amazing",
+    "enjoyable",
+    "sturdy",
+    "clean",
+    "charming",
+    "terrific",
 ]
 _POSITIVE_EVAL = ["superb", "delightful", "outstanding", "brilliant", "flawless", "pleasant"]
 _NEGATIVE = [
@@ -91,6 +99,14 @@ _NEGATIVE = [
     "horrible",
     "flimsy",
     "dirty",
+    "bad",
+    "poor",
+    "ugly",
+    "fragile",
+    "overpriced",
+    "unreliable",
+    "uncomfortable",
+    "boring",
 ]
 _NEGATIVE_EVAL = ["dreadful", "shoddy", "abysmal", "faulty", "unpleasant", "mediocre"]
 _VERDICTS = {
@@ -120,9 +136,15 @@ _NEGATED = [
     "The {s} was not {a} at all.",
     "I would not call the {s} {a}.",
     "This {s} is not {i}{a}.",
+    "The {s} was anything but {a}.",
+    "The {s} is hardly {a}.",
+    "The {s} was never {a}.",
+    "No one would call the {s} {a}.",
+    "I could not describe the {s} as {a}.",
+    "The {s} is not exactly {a}.",
 ]
 _NEGATED_EVAL = ["Nobody could say the {s} is {a}.", "The {s} was far from {a}."]
-_CONTRASTS = ["{x}, but {y}", "{x}; however, {y}"]
+_CONTRASTS = ["{x}, but {y}", "{x}; however, {y}", "{x}. Even so, {y}", "{x}, but then again {y}"]
 _CONTRASTS_EVAL = ["{x}, yet {y}", "{x}. Still, {y}"]
 _FILLER = [
     "I bought it last month.",

@@ -50,6 +50,11 @@ class Task(Protocol):
 
     def evaluate(self, infer: Infer, batch_size: int) -> dict[str, float]: ...
 
+    def evaluate_transfer(self, infer: Infer, batch_size: int) -> dict[str, float] | None:
+        """Scores on the task's transfer set (hand-written text unlike the training data), or
+        None when it has none."""
+        ...
+
     def manifest(self) -> dict[str, Any]:
         """Task fields of the published manifest (sequence length, labels...)."""
         ...

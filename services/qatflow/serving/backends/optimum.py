@@ -53,13 +53,17 @@ class OptimumBackend(ModelBackend):
 
     def _load_runtime(self, version: ModelVersion) -> None:
         import optimum.intel
+        from transformers import AutoConfig
 
         model_class = getattr(optimum.intel, MODEL_CLASSES[version.task])
-        self._model = model_class.from_pretrained(
-            str(version.path),  # optimum's file lookup takes only a str
-            file_name=str(version.ir_path.relative_to(version.path)),
+        # A published version is a local IR, already converted: read it and give it to the class
+        # as its constructor expects. from_pretrained would first look the directory up as a hub
+        # id in the hub cache (offline mode forces that) and print the failed lookup as a warning.
+        self._model = model_class(
+            model_class.load_model(version.ir_path),
+            config=AutoConfig.from_pretrained(version.path),
             ov_config=self.ov_config(),
-            export=False,
+            model_save_dir=version.path,
             compile=True,
         )
         compiled = self._model.request  # the CompiledModel Optimum built with our ov_config
