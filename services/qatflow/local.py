@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qatflow.core.backends import DEFAULT_SERVING_BACKEND, SERVING_BACKENDS
 from qatflow.training.cli import add_settings_arguments, settings_arguments
 from qatflow.training.config import DEFAULT_MODEL_NAMES, TASKS
 
@@ -30,7 +31,7 @@ _READY_TIMEOUT = 300.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=["optimum", "onnxruntime"], default="optimum")
+    parser.add_argument("--backend", choices=SERVING_BACKENDS, default=DEFAULT_SERVING_BACKEND)
     parser.add_argument("--models-dir", default="models", help="where models are published")
     parser.add_argument(
         "--task",

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from qatflow.core.backends import SERVING_BACKENDS
+
 from .conftest import REPO, Rendered, render
 from .test_chart_objects import container, env_of
 
@@ -111,7 +113,7 @@ def _render(model: Any, port: int, backend: str, *extra: str) -> Rendered:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("backend", ["optimum", "onnxruntime"])
+@pytest.mark.parametrize("backend", SERVING_BACKENDS)
 def test_helm_test_pod_passes_on_the_right_answer_only(
     backend: str, published_model: Any, tmp_path: Path
 ) -> None:

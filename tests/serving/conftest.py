@@ -19,6 +19,7 @@ import pytest
 
 import qatflow
 from qatflow.core.artifacts import STAGING, ModelVersion
+from qatflow.core.backends import SERVING_BACKENDS
 from qatflow.local import free_port
 from tests.conftest import PINNED_PRECISION
 
@@ -141,7 +142,7 @@ def both_backends(
         backend: ServiceProcess(
             backend, models_dir, logs / f"{backend}.log", model_name=version.name, **settings
         )
-        for backend in ("optimum", "onnxruntime")
+        for backend in SERVING_BACKENDS
     }
     try:
         for service in running.values():

@@ -21,6 +21,7 @@ import numpy as np
 
 from qatflow.core import classification, qa
 from qatflow.core.artifacts import ModelVersion
+from qatflow.core.backends import ServingBackend
 from qatflow.core.tasks import QUESTION_ANSWERING, TASKS, TEXT_CLASSIFICATION
 from qatflow.serving.batching import Batcher, BatchObserver
 from qatflow.serving.settings import ServeSettings
@@ -67,7 +68,7 @@ class ModelBackend(ABC):
     ``load`` blocks: call it off the event loop.
     """
 
-    name: ClassVar[str]
+    name: ClassVar[ServingBackend]
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
