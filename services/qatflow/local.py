@@ -163,10 +163,11 @@ def _ask(url: str, count: int) -> None:
 def _classify(url: str, version: ModelVersion, count: int) -> None:
     import httpx
 
+    from qatflow.core.classification import takes_text_pairs
     from qatflow.training import synthetic_classification as synthetic
 
     # The embedded set the model was trained on by default: pairs (paraphrase) or sentiment.
-    if version.manifest.get("text_pair"):
+    if takes_text_pairs(version.manifest):
         examples = synthetic.generate_paraphrase("validation", count, 7)
         names = synthetic.PARAPHRASE_LABELS
     else:

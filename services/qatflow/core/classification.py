@@ -34,6 +34,21 @@ def labels_of(manifest: Mapping[str, Any]) -> list[str]:
     return [str(label) for label in labels]
 
 
+def takes_text_pairs(manifest: Mapping[str, Any]) -> bool:
+    """Whether the model was trained on text pairs (the manifest's ``text_pair``)."""
+    return bool(manifest.get("text_pair", False))
+
+
+def text_pair_mismatch(takes_pairs: bool, has_pair: bool) -> str | None:
+    """What is wrong with an input for the model, completing "this model ...": a single text
+    for a text-pair model, or a pair for a single-text model. None when it fits."""
+    if takes_pairs and not has_pair:
+        return "classifies text pairs; give text_pair as well"
+    if not takes_pairs and has_pair:
+        return "classifies single texts; leave out text_pair"
+    return None
+
+
 def encode(
     tokenizer: Any,
     texts: Sequence[str],
