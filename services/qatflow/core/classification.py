@@ -1,7 +1,7 @@
 """Text classification: tokenization into one truncated window and softmax over the labels.
 
-One implementation, shared by both HTTP services and the gRPC client, so the same model gives
-the same label and score through every path.
+One implementation, shared by both HTTP services, the gRPC client and training's evaluation,
+so the same model gives the same label and score through every path.
 """
 
 from __future__ import annotations
