@@ -27,8 +27,8 @@ from qatflow.serving.settings import ServeSettings
 SERVING_COMMAND = (sys.executable, "-m", "qatflow.serving")
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
-# Where the running qatflow package lives: put first on the service's import path, so the
-# service runs the same code as the process that starts it (a checkout, not an install).
+# Where this qatflow package lives; ``source_path`` puts it first on the service's import path,
+# so that a service started from a checkout runs the checkout's code.
 SOURCE_DIR = Path(qatflow.__file__).resolve().parent.parent
 # A service reads its model and tokenizer from the models directory, never from the Hub, and
 # tokenizes on its request threads without a tokenizers thread pool, as the Makefile runs it.
