@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 import functools
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +19,7 @@ import httpx
 
 from bench.measure import latency
 from qatflow.client.bench import summarize
+from qatflow.serving.launcher import start_service
 
 _READY_TIMEOUT = 300.0  # importing and compiling on a busy 2-core machine
 _REQUEST_TIMEOUT = 120.0
@@ -56,12 +55,6 @@ class MemoryWatch:
         return self.peak
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def http_service(
     backend: str,
@@ -73,58 +66,28 @@ def http_service(
 ) -> Iterator[tuple[str, MemoryWatch, float]]:
     """One service process, ready; yields its URL, its memory watch and its start-up seconds.
     ``settings`` are further service settings (``batch_max_delay_ms=2``)."""
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("QATFLOW_SERVE_")}
-    env.update(
-        QATFLOW_SERVE_BACKEND=backend,
-        QATFLOW_SERVE_MODELS_DIR=str(models_dir),
-        QATFLOW_SERVE_MODEL_NAME=model_name,
-        QATFLOW_SERVE_HOST="127.0.0.1",
-        QATFLOW_SERVE_PORT=str(port),
-        # Clients beyond the default 4 slots would be refused with 503 rather than measured.
-        QATFLOW_SERVE_MAX_CONCURRENCY=str(max_concurrency),
-        QATFLOW_SERVE_LOG_LEVEL="warning",
-        TOKENIZERS_PARALLELISM="false",
-        HF_HUB_OFFLINE="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "services"), env.get("PYTHONPATH")])),
-    )
-    env.update({f"QATFLOW_SERVE_{key.upper()}": str(value) for key, value in settings.items()})
-    url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "qatflow.serving"], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-        watch = MemoryWatch(process.pid)
-        try:
-            _wait_ready(process, url, log_path)
-            yield url, watch, time.perf_counter() - started
-        finally:
-            watch.stop()
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + _READY_TIMEOUT
-    with httpx.Client(base_url=url, timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"service exited with {process.returncode}: {log_path.read_text()[-2000:]}"
-                )
-            with contextlib.suppress(httpx.TransportError):
-                if client.get("/v2/health/ready").status_code == 200:
-                    return
-            time.sleep(0.2)
-    raise RuntimeError(
-        f"service not ready after {_READY_TIMEOUT:.0f}s: {log_path.read_text()[-2000:]}"
+    service = start_service(
+        {
+            "backend": backend,
+            "models_dir": models_dir,
+            "model_name": model_name,
+            # Clients beyond the default 4 slots would be refused with 503 rather than measured.
+            "max_concurrency": max_concurrency,
+            "log_level": "warning",
+            **settings,
+        },
+        log_path=log_path,
+        log_tail=2000,
+        source_path=True,
     )
+    watch = MemoryWatch(service.process.pid)
+    try:
+        service.wait_ready(_READY_TIMEOUT)
+        yield service.url, watch, time.perf_counter() - started
+    finally:
+        watch.stop()
+        service.stop(timeout=30)
 
 
 def http_latency(

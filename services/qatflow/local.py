@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qatflow.core.backends import DEFAULT_SERVING_BACKEND, SERVING_BACKENDS
+from qatflow.serving.launcher import ServiceStartError, free_port, start_service
 from qatflow.training.cli import add_settings_arguments, settings_arguments
 from qatflow.training.config import DEFAULT_MODEL_NAMES, TASKS
 
@@ -30,7 +29,7 @@ _READY_TIMEOUT = 300.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=["optimum", "onnxruntime"], default="optimum")
+    parser.add_argument("--backend", choices=SERVING_BACKENDS, default=DEFAULT_SERVING_BACKEND)
     parser.add_argument("--models-dir", default="models", help="where models are published")
     parser.add_argument(
         "--task",
@@ -83,10 +82,23 @@ def run(args: argparse.Namespace) -> int:
 
     port = free_port()
     with step(log, 2, STEPS, f"Start the {args.backend} service on 127.0.0.1:{port}"):
-        service = _start_service(args.backend, models_dir, args.model_name, port)
+        service = start_service(
+            {
+                "backend": args.backend,
+                "models_dir": models_dir,
+                "model_name": args.model_name,
+                "poll_interval": 1,
+                "log_level": "warning",  # the answers are the output here
+            },
+            port=port,
+            inherit_settings=True,  # QATFLOW_SERVE_THREADS and the like still apply
+        )
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, service)
+        url = service.url
+        try:
+            service.wait_ready(_READY_TIMEOUT, interval=0.5)
+        except ServiceStartError as error:
+            raise SystemExit(str(error)) from None
         if version.task == "text-classification":
             with step(log, 3, STEPS, "Classify held-out texts"):
                 _classify(url, version, args.questions)
@@ -95,11 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 _ask(url, args.questions)
     finally:
         with step(log, 4, STEPS, "Stop the service"):
-            service.send_signal(signal.SIGTERM)
-            try:
-                service.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                service.kill()
+            service.stop(timeout=30)
     return 0
 
 
@@ -130,38 +138,6 @@ def _log_metrics(version: ModelVersion) -> None:
                 log.info("%-8s %-9s %s", where, title, "  ".join(figures))
 
 
-def _start_service(
-    backend: str, models_dir: Path, model_name: str, port: int
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "QATFLOW_SERVE_BACKEND": backend,
-        "QATFLOW_SERVE_MODELS_DIR": str(models_dir),
-        "QATFLOW_SERVE_MODEL_NAME": model_name,
-        "QATFLOW_SERVE_HOST": "127.0.0.1",
-        "QATFLOW_SERVE_PORT": str(port),
-        "QATFLOW_SERVE_POLL_INTERVAL": "1",
-        "QATFLOW_SERVE_LOG_LEVEL": "warning",  # the answers are the output here
-    }
-    return subprocess.Popen([sys.executable, "-m", "qatflow.serving"], env=env)
-
-
-def _wait_ready(url: str, service: subprocess.Popen[bytes]) -> None:
-    import httpx
-
-    deadline = time.monotonic() + _READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            raise SystemExit(f"the service exited with {service.returncode} before it was ready")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"the service was not ready within {_READY_TIMEOUT:.0f}s")
-
-
 def _ask(url: str, count: int) -> None:
     import httpx
 
@@ -187,20 +163,14 @@ def _ask(url: str, count: int) -> None:
             )
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _classify(url: str, version: ModelVersion, count: int) -> None:
     import httpx
 
+    from qatflow.core.classification import takes_text_pairs
     from qatflow.training import synthetic_classification as synthetic
 
     # The embedded set the model was trained on by default: pairs (paraphrase) or sentiment.
-    if version.manifest.get("text_pair"):
+    if takes_text_pairs(version.manifest):
         examples = synthetic.generate_paraphrase("validation", count, 7)
         names = synthetic.PARAPHRASE_LABELS
     else:

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from bench.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from bench.measure import text_of_tokens
+from bench.run import SERVICE_RUNTIME
 from bench.sources import Sources, _fp32_source
 
 from bench import report as reporting
 from bench import runtimes
+from qatflow.core.backends import SERVING_BACKENDS
 from qatflow.core.precision import openvino_cpu_plugin
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -25,6 +27,11 @@ ALL_RUNTIMES = {
     runtimes.ORT_OV_INT8,
     runtimes.ORT_CPU_INT8,
 }
+
+
+def test_every_serving_backend_is_compared_with_its_raw_runtime():
+    assert set(SERVICE_RUNTIME) == set(SERVING_BACKENDS)
+    assert set(SERVICE_RUNTIME.values()) <= ALL_RUNTIMES
 
 
 def _ordered(series: dict[str, float]) -> bool:
@@ -90,7 +97,7 @@ def test_every_runtime_is_scored_and_timed(quick_run):
 def test_services_are_measured_end_to_end(quick_run):
     _, report, _ = quick_run
     serving = report["serving"]
-    assert set(serving["http"]) == {"optimum", "onnxruntime"}
+    assert set(serving["http"]) == set(SERVING_BACKENDS)
     for backend in serving["http"].values():
         assert _ordered(backend["latency"]["128"])
         assert backend["latency"]["128"]["answer"]["answer"] is not None

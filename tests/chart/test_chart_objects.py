@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import Any
@@ -10,6 +11,12 @@ from typing import Any
 import pytest
 
 from qatflow.core import outcome
+from qatflow.core.backends import (
+    DEFAULT_SERVING_BACKEND,
+    INFERENCE_BACKENDS,
+    OVMS,
+    SERVING_BACKENDS,
+)
 from qatflow.ovms.config import OVMS_IMAGE, model_server_config, ready_path, server_args
 from qatflow.serving.settings import ServeSettings
 from qatflow.training.config import TrainingSettings
@@ -18,7 +25,7 @@ from .conftest import FULLNAME, NAMESPACE, RELEASE, Rendered, chart_values, rend
 
 pytestmark = pytest.mark.chart
 
-BACKENDS = {"optimum", "onnxruntime", "ovms"}
+BACKENDS = set(INFERENCE_BACKENDS)
 # Set by the chart from other values, not from training.settings / inference.settings.
 TRAIN_FROM_CHART = {"output_dir", "model_name"}
 SERVE_FROM_CHART = {"backend", "models_dir", "model_name", "model_version", "host", "port"}
@@ -107,6 +114,36 @@ def test_invalid_backend_fails_with_the_charts_message(backend: str) -> None:
     assert result.returncode != 0
     assert "inference.backend must be one of optimum, onnxruntime, ovms" in result.stderr
     assert f'(got "{backend}")' in result.stderr
+
+
+def test_the_chart_offers_the_backends_of_the_core_registry() -> None:
+    """inference.backend takes qatflow.core.backends' names: the chart's validation list, the
+    values and schema that document it, an image per serving backend, and the serving backend
+    each renders into the Deployment."""
+    from .conftest import CHART
+
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
+    listed = re.search(r"\$backends := list ((?:\"[a-z]+\" ?)+)", helpers)
+    assert listed is not None, "the chart's list of backends (qat.backend) moved"
+    assert tuple(re.findall(r'"([a-z]+)"', listed.group(1))) == INFERENCE_BACKENDS
+
+    values = chart_values(None)["inference"]
+    assert values["backend"] == DEFAULT_SERVING_BACKEND
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    inference_schema = schema["properties"]["inference"]["properties"]
+    documented = next(
+        line
+        for line in (CHART / "values.yaml").read_text(encoding="utf-8").splitlines()
+        if "@param inference.backend " in line
+    )
+    for backend in INFERENCE_BACKENDS:
+        assert backend in values and backend in inference_schema, backend
+        assert backend in documented and backend in inference_schema["backend"]["description"]
+    for backend in SERVING_BACKENDS:
+        assert values[backend]["image"]["repository"] == f"qatflow-{backend}"
+        deployment = render(None, "--set", f"inference.backend={backend}").deployment()
+        assert env_of(container(deployment))["QATFLOW_SERVE_BACKEND"] == backend
+    assert OVMS not in SERVING_BACKENDS
 
 
 # -- the training hook -------------------------------------------------------------------------

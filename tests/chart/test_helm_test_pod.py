@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,20 +18,15 @@ from typing import Any
 
 import pytest
 
+from qatflow.core.backends import SERVING_BACKENDS
+from qatflow.serving.launcher import ServiceProcess
+
 from .conftest import REPO, Rendered, render
 from .test_chart_objects import container, env_of
 
 pytestmark = [pytest.mark.chart, pytest.mark.slow]
 
 START_TIMEOUT = 180.0
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -76,28 +70,12 @@ def _serving(rendered: Rendered, model: Any, port: int, tmp_path: Path) -> Itera
     env["QATFLOW_SERVE_MODELS_DIR"] = str(model.path.parent.parent)
     env["QATFLOW_SERVE_HOST"] = "127.0.0.1"
     command = [sys.executable if part == "python" else part for part in server["command"]]
-    log = (tmp_path / "service.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    service = ServiceProcess(command, env, f"http://127.0.0.1:{port}", tmp_path / "service.log")
     try:
-        ready = server["readinessProbe"]["httpGet"]["path"]
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, (tmp_path / "service.log").read_text()
-            try:
-                if _get(url + ready) == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (
-                "service not ready:\n" + (tmp_path / "service.log").read_text()
-            )
-            time.sleep(0.3)
-        yield url
+        service.wait_ready(START_TIMEOUT, path=server["readinessProbe"]["httpGet"]["path"])
+        yield service.url
     finally:
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
+        service.stop(timeout=60)
 
 
 def _render(model: Any, port: int, backend: str, *extra: str) -> Rendered:
@@ -111,7 +89,7 @@ def _render(model: Any, port: int, backend: str, *extra: str) -> Rendered:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("backend", ["optimum", "onnxruntime"])
+@pytest.mark.parametrize("backend", SERVING_BACKENDS)
 def test_helm_test_pod_passes_on_the_right_answer_only(
     backend: str, published_model: Any, tmp_path: Path
 ) -> None:

@@ -17,13 +17,15 @@ import pytest
 import yaml
 
 from qatflow.cli import main
+from qatflow.core.backends import INFERENCE_BACKENDS
 from qatflow.ovms.config import OVMS_IMAGE, model_server_config, server_args
 from qatflow.serving.settings import ServeSettings
 from qatflow.training.config import TrainingSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((Path(__file__).parent / "compose-spec.json").read_text(encoding="utf-8"))
-BACKENDS = {"optimum": "optimum", "onnxruntime": "onnxruntime", "ovms": "ovms"}
+# Each backend is a compose service in a profile of its name.
+BACKENDS = {backend: backend for backend in INFERENCE_BACKENDS}
 MODELS = "/models"
 
 

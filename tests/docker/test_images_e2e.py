@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from qatflow.core.backends import SERVING_BACKENDS
+
 from .conftest import PublishedVolume, assert_same_answers, reference_answers
 from .engine import (
     REPO,
@@ -28,7 +30,7 @@ from .engine import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
-BACKENDS = ["optimum", "onnxruntime"]
+BACKENDS = SERVING_BACKENDS
 
 
 def size_budgets() -> dict[str, float]:

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from qatflow.core.artifacts import ModelVersion
+from qatflow.core.backends import SERVING_BACKENDS
 from tests.serving.conftest import ServiceProcess, start_service  # noqa: F401  (fixture)
 
-BACKENDS = ("optimum", "onnxruntime")
+BACKENDS = SERVING_BACKENDS
 # 16 load-test clients must not be refused; every other limit keeps its default.
 SLOTS = 16
 

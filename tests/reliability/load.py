@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from qatflow.core.backends import SERVING_BACKENDS
 from qatflow.training import synthetic
 
 QA_PATH = "/v1/question-answering"
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.reliability.load", description=__doc__)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--backends", default="optimum,onnxruntime")
+    parser.add_argument("--backends", default=",".join(SERVING_BACKENDS))
     parser.add_argument("--models-dir", type=Path, help="default: train the tiny test model")
     parser.add_argument("--model-name", help="default: the only model under --models-dir")
     parser.add_argument("--report-dir", type=Path, default=Path("bench/reports"))

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,77 +13,59 @@ from typing import Any
 import httpx
 import pytest
 
-import qatflow
 from qatflow.core.artifacts import STAGING, ModelVersion
-from qatflow.local import free_port
+from qatflow.core.backends import SERVING_BACKENDS
+from qatflow.serving import launcher
+from qatflow.serving.launcher import (
+    LIVE_PATH,
+    SERVING_COMMAND,
+    SOURCE_DIR,
+    free_port,
+    service_environment,
+)
 from tests.conftest import PINNED_PRECISION
 
-SERVICES_DIR = Path(qatflow.__file__).resolve().parent.parent
+SERVICES_DIR = SOURCE_DIR
 START_TIMEOUT = 180.0  # importing torch and compiling the model on a busy 2-core runner
 
 
-class ServiceProcess:
+class ServiceProcess(launcher.ServiceProcess):
     """One service; settings go in as QATFLOW_SERVE_* variables, as in the Helm chart."""
 
     def __init__(self, backend: str, models_dir: Path, log_path: Path, **settings: Any) -> None:
         self.backend = backend
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {
-            key: value for key, value in os.environ.items() if not key.startswith("QATFLOW_SERVE_")
-        }
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(SERVICES_DIR), env.get("PYTHONPATH")])
+        env = service_environment(
+            {
+                "backend": backend,
+                "models_dir": models_dir,
+                "host": "127.0.0.1",
+                "port": self.port,
+                "poll_interval": 0.3,
+                "threads": 1,
+                **settings,
+            },
+            source_path=True,
         )
-        env["HF_HUB_OFFLINE"] = "1"
-        env["TOKENIZERS_PARALLELISM"] = "false"
-        env["QATFLOW_SERVE_POLL_INTERVAL"] = "0.3"
-        env["QATFLOW_SERVE_THREADS"] = "1"
-        for key, value in settings.items():
-            env["QATFLOW_SERVE_" + key.upper()] = str(value)
-        command = [
-            sys.executable,
-            "-m",
-            "qatflow.serving",
-            "--backend",
-            backend,
-            "--models-dir",
-            str(models_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=env
-        )
+        super().__init__(SERVING_COMMAND, env, f"http://127.0.0.1:{self.port}", log_path)
         self.client = httpx.Client(base_url=self.url, timeout=60.0)
 
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
     def wait_for(
-        self, condition: Callable[[], bool], what: str, timeout: float = START_TIMEOUT
+        self,
+        condition: Callable[[], bool],
+        what: str,
+        timeout: float = START_TIMEOUT,
+        **poll: Any,
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"service exited ({self.process.returncode}):\n{self.log()}")
-            try:
-                if condition():
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.log()}")
+        """Poll ``condition`` (which may use ``self.client``) until it holds."""
+        poll = {"interval": 0.1, "retry_on": (httpx.TransportError, OSError), **poll}
+        super().wait_for(condition, what, timeout, **poll)
 
     def wait_live(self) -> None:
-        self.wait_for(lambda: self.client.get("/v2/health/live").status_code == 200, "liveness")
+        self.wait_for(lambda: self.client.get(LIVE_PATH).status_code == 200, "liveness")
 
-    def wait_ready(self) -> None:
-        self.wait_for(lambda: self.client.get("/v2/health/ready").status_code == 200, "readiness")
+    def wait_ready(self, timeout: float = START_TIMEOUT, **poll: Any) -> None:
+        super().wait_ready(timeout, **{"interval": 0.1, **poll})
 
     def ask(self, body: Any) -> httpx.Response:
         return self.client.post("/v1/question-answering", json=body)
@@ -99,16 +77,9 @@ class ServiceProcess:
         return self.client.get("/metrics").text
 
     def terminate(self, timeout: float = 60.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = self.stop(timeout)
         self.client.close()
-        self._log.close()
-        return self.process.returncode
+        return code
 
 
 @pytest.fixture
@@ -141,7 +112,7 @@ def both_backends(
         backend: ServiceProcess(
             backend, models_dir, logs / f"{backend}.log", model_name=version.name, **settings
         )
-        for backend in ("optimum", "onnxruntime")
+        for backend in SERVING_BACKENDS
     }
     try:
         for service in running.values():

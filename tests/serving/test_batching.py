@@ -14,6 +14,7 @@ import pytest
 
 from qatflow.core import qa
 from qatflow.core.artifacts import ModelVersion
+from qatflow.core.backends import SERVING_BACKENDS
 from qatflow.serving.batching import Batcher
 from qatflow.training import synthetic
 from tests.conftest import PINNED_PRECISION, SAME_RUNTIME_ABS
@@ -179,7 +180,7 @@ def same_answers(replies: list[dict], expected: list[dict]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["optimum", "onnxruntime"])
+@pytest.mark.parametrize("backend", SERVING_BACKENDS)
 def test_service_batches_concurrent_requests_and_answers_each_as_alone(
     backend: str,
     published_model: ModelVersion,

@@ -88,12 +88,13 @@ hook runs (a hook itself) while the inference one is an ordinary object (for --n
 
 {{/*
 The inference backend, validated: one documented enum, never copied template files.
+The list is qatflow.core.backends.INFERENCE_BACKENDS (tests/chart checks it).
 */}}
 {{- define "qat.backend" -}}
 {{- $backends := list "optimum" "onnxruntime" "ovms" }}
 {{- $backend := .Values.inference.backend | toString }}
 {{- if not (has $backend $backends) }}
-{{- fail (printf "inference.backend must be one of optimum, onnxruntime, ovms (got %q)" $backend) }}
+{{- fail (printf "inference.backend must be one of %s (got %q)" (join ", " $backends) $backend) }}
 {{- end }}
 {{- $backend }}
 {{- end }}

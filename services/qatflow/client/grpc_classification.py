@@ -21,7 +21,7 @@ class GrpcTextClassification(GrpcModel):
 
     def configure(self, manifest: dict[str, Any]) -> None:
         self.labels = classification.labels_of(manifest)
-        self.text_pair = bool(manifest.get("text_pair", False))
+        self.text_pair = classification.takes_text_pairs(manifest)
         self.outputs = [_LOGITS]
 
     def check(self) -> ModelSignature:
@@ -46,10 +46,9 @@ class GrpcTextClassification(GrpcModel):
     ) -> list[list[classification.Prediction]]:
         """Every text in one inference request (or as few as the server takes); text past
         max_seq_length is truncated."""
-        if self.text_pair and text_pairs is None:
-            raise BadInputError(f"model {self.model!r} classifies text pairs: give text_pair too")
-        if not self.text_pair and text_pairs is not None:
-            raise BadInputError(f"model {self.model!r} classifies single texts: drop text_pair")
+        mismatch = classification.text_pair_mismatch(self.text_pair, text_pairs is not None)
+        if mismatch is not None:
+            raise BadInputError(f"model {self.model!r} {mismatch}")
         arrays = classification.encode(
             self.tokenizer, texts, text_pairs, max_length=self.max_length
         )

@@ -21,6 +21,7 @@ from qatflow.cluster.problems import (
     TrainingFailed,
     VolumeClaimPending,
 )
+from qatflow.core.backends import OVMS
 from qatflow.core.logs import format_seconds
 from qatflow.core.outcome import TrainingOutcome
 from qatflow.core.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
@@ -288,7 +289,7 @@ class ReleaseFollower:
         container = deployment.spec.template.spec.containers[0]
         env = {e.name: e.value for e in container.env or []}
         backend = (
-            "ovms"
+            OVMS
             if "model_server" in (container.image or "")
             else env.get("QATFLOW_SERVE_BACKEND", "http")
         )
@@ -403,7 +404,7 @@ def query_instructions(
             f"{COMPONENT_LABEL}={INFERENCE}"
         ]
     inputs = [_EXAMPLE_INPUTS[task]] if task in _EXAMPLE_INPUTS else list(_EXAMPLE_INPUTS.values())
-    if endpoint.backend == "ovms":
+    if endpoint.backend == OVMS:
         grpc = endpoint.ports.get("grpc", 9000)
         model = endpoint.model or "bert-qa"
         forward = f"kubectl port-forward -n {namespace} svc/{endpoint.service} {grpc}:{grpc}"

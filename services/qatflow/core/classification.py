@@ -1,7 +1,7 @@
 """Text classification: tokenization into one truncated window and softmax over the labels.
 
-One implementation, shared by both HTTP services and the gRPC client, so the same model gives
-the same label and score through every path.
+One implementation, shared by both HTTP services, the gRPC client and training's evaluation,
+so the same model gives the same label and score through every path.
 """
 
 from __future__ import annotations
@@ -32,6 +32,21 @@ def labels_of(manifest: Mapping[str, Any]) -> list[str]:
     if not isinstance(labels, list) or not labels:
         raise ValueError("a text-classification manifest must list its labels")
     return [str(label) for label in labels]
+
+
+def takes_text_pairs(manifest: Mapping[str, Any]) -> bool:
+    """Whether the model was trained on text pairs (the manifest's ``text_pair``)."""
+    return bool(manifest.get("text_pair", False))
+
+
+def text_pair_mismatch(takes_pairs: bool, has_pair: bool) -> str | None:
+    """What is wrong with an input for the model, completing "this model ...": a single text
+    for a text-pair model, or a pair for a single-text model. None when it fits."""
+    if takes_pairs and not has_pair:
+        return "classifies text pairs; give text_pair as well"
+    if not takes_pairs and has_pair:
+        return "classifies single texts; leave out text_pair"
+    return None
 
 
 def encode(

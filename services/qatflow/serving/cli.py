@@ -10,6 +10,7 @@ import logging
 import signal
 from typing import Any
 
+from qatflow.core.backends import SERVING_BACKENDS
 from qatflow.core.settings import SettingsError
 
 log = logging.getLogger("qatflow.serving")
@@ -25,7 +26,7 @@ _FLAGS = ("backend", "models_dir", "model_name", "model_version", "host", "port"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
-        choices=["optimum", "onnxruntime"],
+        choices=SERVING_BACKENDS,
         help="runtime: Optimum-Intel on the IR, or ONNX Runtime's OpenVINO EP on the ONNX model",
     )
     parser.add_argument("--models-dir", metavar="DIR", help="shared models directory to watch")

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from qatflow.core.backends import DEFAULT_SERVING_BACKEND, ServingBackend
 from qatflow.core.precision import InferencePrecision
 from qatflow.core.settings import Settings
 
@@ -16,7 +17,7 @@ class ServeSettings(Settings):
 
     env_prefix: ClassVar[str] = "QATFLOW_SERVE_"
 
-    backend: Literal["optimum", "onnxruntime"] = "optimum"
+    backend: ServingBackend = DEFAULT_SERVING_BACKEND
     """Runtime: Optimum-Intel (OpenVINO IR) or ONNX Runtime with the OpenVINO EP (INT8 ONNX)."""
 
     models_dir: Path = Path("models")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
+from qatflow.core import classification
 from qatflow.training.batching import length_grouped_batches
 from qatflow.training.classification_data import (
     ClassificationExample,
@@ -47,7 +48,7 @@ class TextClassificationTask:
         self.text_pair = data.text_pair
         self.train_inputs = self._encode(data.train)
         self.train_labels = [example.label for example in data.train]
-        self.eval_inputs = self._encode(data.eval)
+        self.eval_examples = data.eval
         self.eval_labels = np.array([example.label for example in data.eval])
         log.info(
             "data: %d train, %d eval %s, labels %s",
@@ -92,10 +93,16 @@ class TextClassificationTask:
         return self._tensors(self.train_inputs[:2])
 
     def predict(self, infer: Infer, batch_size: int) -> np.ndarray:
-        """Logits of every evaluation example, in order."""
+        """Logits of every evaluation example, in order, encoded as the services encode."""
         logits = []
-        for begin in range(0, len(self.eval_inputs), batch_size):
-            arrays = self._arrays(self.eval_inputs[begin : begin + batch_size])
+        for begin in range(0, len(self.eval_examples), batch_size):
+            batch = self.eval_examples[begin : begin + batch_size]
+            arrays = classification.encode(
+                self.tokenizer,
+                [example.text for example in batch],
+                [example.text_pair or "" for example in batch] if self.text_pair else None,
+                max_length=self.settings.max_seq_length,
+            )
             logits.append(infer(arrays)[0])
         return np.concatenate(logits)
 

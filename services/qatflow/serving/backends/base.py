@@ -21,6 +21,7 @@ import numpy as np
 
 from qatflow.core import classification, qa
 from qatflow.core.artifacts import ModelVersion
+from qatflow.core.backends import ServingBackend
 from qatflow.core.tasks import QUESTION_ANSWERING, TASKS, TEXT_CLASSIFICATION
 from qatflow.serving.batching import Batcher, BatchObserver
 from qatflow.serving.settings import ServeSettings
@@ -67,7 +68,7 @@ class ModelBackend(ABC):
     ``load`` blocks: call it off the event loop.
     """
 
-    name: ClassVar[str]
+    name: ClassVar[ServingBackend]
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
@@ -178,7 +179,7 @@ class ModelBackend(ABC):
     def classify(self, texts: Sequence[Text]) -> list[list[classification.Prediction]]:
         """The most probable labels of each text; text past max_seq_length is truncated."""
         manifest = self._manifest_for(TEXT_CLASSIFICATION)
-        pairs = _text_pairs(texts, bool(manifest.get("text_pair", False)))
+        pairs = _text_pairs(texts, classification.takes_text_pairs(manifest))
         with self._tokenizer_in_use() as tokenizer:
             arrays = classification.encode(
                 tokenizer,
@@ -251,12 +252,7 @@ class ModelBackend(ABC):
 def _text_pairs(texts: Sequence[Text], model_takes_pairs: bool) -> list[str] | None:
     """The second texts, checked against what the model was trained on."""
     for index, item in enumerate(texts):
-        if model_takes_pairs and item.text_pair is None:
-            raise TextPairError(
-                f"input {index}: this model classifies text pairs; give text_pair as well"
-            )
-        if not model_takes_pairs and item.text_pair is not None:
-            raise TextPairError(
-                f"input {index}: this model classifies single texts; leave out text_pair"
-            )
+        mismatch = classification.text_pair_mismatch(model_takes_pairs, item.text_pair is not None)
+        if mismatch is not None:
+            raise TextPairError(f"input {index}: this model {mismatch}")
     return [str(item.text_pair) for item in texts] if model_takes_pairs else None
