@@ -109,9 +109,13 @@ def test_wrong_dtype_and_missing_input_are_input_mismatches(protocol_client, pub
 
 
 def test_request_past_its_deadline_is_reported(qa_server, protocol, published_model):
+    # gRPC keeps deadlines in whole milliseconds, rounded up: a one-window request can be answered
+    # within one on a fast CPU. 64 windows of 256 tokens keep the server busy for tens of them.
+    ids = np.full((64, 256), 10, dtype=np.int64)
+    heavy = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": 0 * ids}
     client = connect(protocol, qa_server.address, timeout=1e-6)
     try:
         with pytest.raises(DeadlineExceededError, match="deadline"):
-            client.infer(published_model.name, sample_inputs(), ["start_logits"])
+            client.infer(published_model.name, heavy, ["start_logits"])
     finally:
         client.close()

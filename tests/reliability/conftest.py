@@ -1,5 +1,6 @@
 """Services for the reliability tests: both backends on the published model, with as many
-inference slots as the load test has clients (the defaults everywhere else)."""
+inference slots as the load test has clients and the precision it compares answers at (the
+defaults everywhere else)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from qatflow.core.artifacts import ModelVersion
 from qatflow.core.backends import SERVING_BACKENDS
+from tests.reliability.load import PRECISION
 from tests.serving.conftest import ServiceProcess, start_service  # noqa: F401  (fixture)
 
 BACKENDS = SERVING_BACKENDS
@@ -29,6 +31,7 @@ def hardened_services(
             logs / f"{backend}.log",
             model_name=published_model.name,
             max_concurrency=SLOTS,
+            inference_precision=PRECISION,
         )
         for backend in BACKENDS
     }
