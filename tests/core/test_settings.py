@@ -8,9 +8,9 @@ from qatflow.training.config import TrainingSettings
 
 def test_defaults_without_any_source():
     settings = TrainingSettings.load(environ={})
-    assert settings.max_seq_length == 256
-    assert settings.doc_stride == 128
-    assert settings.accuracy_tolerance == 2.0
+    assert settings.max_seq_length == 192
+    assert settings.doc_stride == 64
+    assert settings.accuracy_tolerance == 1.0
 
 
 def test_precedence_cli_over_env_over_yaml(tmp_path: Path):
@@ -52,7 +52,7 @@ def test_invalid_values_fail_with_the_key(overrides, message):
 
 def test_empty_env_variable_counts_as_unset():
     settings = TrainingSettings.load(environ={"QATFLOW_TRAIN_MAX_TRAIN_SAMPLES": ""})
-    assert settings.max_train_samples == 800
+    assert settings.max_train_samples == 2000
 
 
 def test_missing_or_malformed_config_file(tmp_path: Path):
