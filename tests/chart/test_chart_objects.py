@@ -122,8 +122,8 @@ def test_the_chart_offers_the_backends_of_the_core_registry() -> None:
     each renders into the Deployment."""
     from .conftest import CHART
 
-    helpers = (CHART / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
-    listed = re.search(r"\$backends := list ((?:\"[a-z]+\" ?)+)", helpers)
+    validations = (CHART / "templates" / "_validations.tpl").read_text(encoding="utf-8")
+    listed = re.search(r"\$backends := list ((?:\"[a-z]+\" ?)+)", validations)
     assert listed is not None, "the chart's list of backends (qat.backend) moved"
     assert tuple(re.findall(r'"([a-z]+)"', listed.group(1))) == INFERENCE_BACKENDS
 
