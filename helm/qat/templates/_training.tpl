@@ -35,24 +35,25 @@ training.preset as a YAML list of names: "" none, a name one, or a list layered 
 {{- end }}
 
 {{/*
-The training settings the Job receives, as YAML: training.gpu.count > 0 turns device cpu into
-cuda, and with a preset only the settings that differ from their defaults are kept, since the
-environment beats the preset.
+The training settings the Job receives, as YAML: exactly the user's training.settings. The
+defaults live in TrainingSettings alone, and a preset supplies what the user did not set.
+training.gpu.count > 0 adds device cuda unless the user chose a device.
 */}}
 {{- define "qat.trainingSettings" -}}
-{{- $settings := deepCopy .Values.training.settings }}
-{{- if and (gt (int .Values.training.gpu.count) 0) (eq (toString $settings.device) "cpu") }}
+{{- $settings := deepCopy (.Values.training.settings | default dict) }}
+{{- if and (gt (int .Values.training.gpu.count) 0) (kindIs "invalid" $settings.device) }}
 {{- $_ := set $settings "device" "cuda" }}
 {{- end }}
-{{- if include "qat.trainingPresets" . | fromYamlArray }}
-{{- $defaults := .Files.Get "files/training-defaults.yaml" | fromYaml }}
-{{- range $key, $value := deepCopy $settings }}
-{{- if eq (include "qat.settingValue" $value) (include "qat.settingValue" (get $defaults $key)) }}
-{{- $_ := unset $settings $key }}
-{{- end }}
-{{- end }}
-{{- end }}
 {{- toYaml $settings }}
+{{- end }}
+
+{{/*
+The task the release trains for, which NOTES and the helm test pod follow: training.settings.task,
+else TrainingSettings' default, qatflow.core.tasks.QUESTION_ANSWERING (tests/chart checks it).
+A preset's task is invisible here: set training.settings.task with a classification preset.
+*/}}
+{{- define "qat.trainingTask" -}}
+{{- (.Values.training.settings | default dict).task | default "question-answering" }}
 {{- end }}
 
 {{/*

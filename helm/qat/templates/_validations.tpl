@@ -35,7 +35,7 @@ Training layouts that cannot work fail rendering with what to change.
 {{- if and (gt $gpus 0) (gt (int $training.processesPerNode) $gpus) }}
 {{- fail (printf "training.processesPerNode=%d: each process trains on its own GPU, but training.gpu.count is %d" (int $training.processesPerNode) $gpus) }}
 {{- end }}
-{{- if and (eq (toString $training.settings.device) "cuda") (eq $gpus 0) }}
+{{- if and (eq (toString ($training.settings | default dict).device) "cuda") (eq $gpus 0) }}
 {{- fail "training.settings.device=cuda needs a GPU on the training pod: set training.gpu.count" }}
 {{- end }}
 {{- end }}
