@@ -17,6 +17,7 @@ from qatflow.core.backends import (
     OVMS,
     SERVING_BACKENDS,
 )
+from qatflow.core.tasks import TEXT_CLASSIFICATION
 from qatflow.ovms.config import OVMS_IMAGE, model_server_config, ready_path, server_args
 from qatflow.serving.settings import ServeSettings
 from qatflow.training.config import TrainingSettings
@@ -122,8 +123,8 @@ def test_the_chart_offers_the_backends_of_the_core_registry() -> None:
     each renders into the Deployment."""
     from .conftest import CHART
 
-    helpers = (CHART / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
-    listed = re.search(r"\$backends := list ((?:\"[a-z]+\" ?)+)", helpers)
+    validations = (CHART / "templates" / "_validations.tpl").read_text(encoding="utf-8")
+    listed = re.search(r"\$backends := list ((?:\"[a-z]+\" ?)+)", validations)
     assert listed is not None, "the chart's list of backends (qat.backend) moved"
     assert tuple(re.findall(r'"([a-z]+)"', listed.group(1))) == INFERENCE_BACKENDS
 
@@ -396,7 +397,9 @@ def _prefixed(env: dict[str, str], prefix: str) -> dict[str, str]:
     return {name: value for name, value in env.items() if name.startswith(prefix)}
 
 
-def test_training_env_maps_every_setting_one_to_one(rendered: Rendered) -> None:
+def test_training_env_is_exactly_the_users_settings(rendered: Rendered) -> None:
+    """The Job gets the keys of training.settings, nothing else (the defaults live in
+    TrainingSettings alone), beside what the chart sets from other values."""
     job = rendered.job()
     if job is None:
         assert not rendered.values["training"]["enabled"]
@@ -406,25 +409,19 @@ def test_training_env_maps_every_setting_one_to_one(rendered: Rendered) -> None:
     for key, name in by_key.items():
         assert name == TrainingSettings.env_name(key)
     training = rendered.values["training"]
-    assert set(training["settings"]) == set(TrainingSettings.fields()) - TRAIN_FROM_CHART
     expected = dict(training["settings"])
-    if training["gpu"]["count"] > 0 and expected["device"] == "cpu":
+    if training["gpu"]["count"] > 0 and expected.get("device") is None:
         expected["device"] = "cuda"
-    if training["preset"]:
-        # The preset supplies what is left at its default: only changed settings are passed.
-        defaults = chart_values(None)["training"]["settings"]
-        changed = {key for key, value in expected.items() if value != defaults[key]}
-        assert set(by_key) == changed | TRAIN_FROM_CHART
-    else:
-        assert set(by_key) == set(TrainingSettings.fields()), "every setting, nothing else"
-    # The service itself accepts what the chart renders.
+    assert set(by_key) == set(expected) | TRAIN_FROM_CHART
+    # The service accepts what the chart renders; what it does not get keeps its default (a
+    # preset's value instead is test_training_layouts' concern).
     settings = TrainingSettings.load(environ=env)
     assert str(settings.output_dir) == rendered.values["persistence"]["mountPath"]
     assert settings.model_name == rendered.values["model"]["name"]
-    for key, value in expected.items():
-        assert getattr(settings, key) == (
-            value if value is not None else TrainingSettings.model_fields[key].default
-        ), key
+    for key in set(TrainingSettings.fields()) - TRAIN_FROM_CHART:
+        value = expected.get(key)
+        default = TrainingSettings.model_fields[key].get_default(call_default_factory=True)
+        assert getattr(settings, key) == (default if value is None else value), key
 
 
 def test_serving_env_names_match_the_service_settings(rendered: Rendered) -> None:
@@ -453,10 +450,7 @@ def test_values_defaults_equal_the_services_defaults() -> None:
     from .conftest import chart_values
 
     values = chart_values(None)
-    for key, value in values["training"]["settings"].items():
-        assert value == TrainingSettings.model_fields[key].get_default(call_default_factory=True), (
-            key
-        )
+    assert values["training"]["settings"] == {}, "training defaults live in TrainingSettings"
     for key, value in values["inference"]["settings"].items():
         assert value == ServeSettings.model_fields[key].get_default(call_default_factory=True), key
     assert values["inference"]["port"] == ServeSettings.model_fields["port"].default
@@ -546,7 +540,7 @@ def test_helm_test_pod_asks_the_deployed_service(rendered: Rendered) -> None:
     assert "qatflow.cli" in ask["command"][2] and '"ask"' in ask["command"][2]
     env = env_of(ask)
     tests = rendered.values["tests"]
-    if rendered.values["training"]["settings"]["task"] == "text-classification":
+    if rendered.values["training"]["settings"].get("task") == TEXT_CLASSIFICATION:
         assert env["TEXT"] == tests["text"] and env["EXPECTED_LABEL"] == tests["expectedLabel"]
         assert "QUESTION" not in env
     else:

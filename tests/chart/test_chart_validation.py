@@ -203,9 +203,54 @@ def test_schema_choices_are_the_settings_choices(section: str, settings: type[Se
         assert listed == list(get_args(settings.model_fields[key].annotation)), key
 
 
-def test_docs_list_every_value() -> None:
+def _json_types(node: dict[str, Any]) -> set[str]:
+    if "anyOf" in node:
+        return {t for option in node["anyOf"] for t in _json_types(option)}
+    return set(node["type"]) if isinstance(node["type"], list) else {node["type"]}
+
+
+def test_schema_types_every_training_setting_but_holds_no_defaults() -> None:
+    """training.settings is empty by default, so its keys and their types are the schema's
+    alone: every TrainingSettings field the chart does not set from other values, typed as the
+    class types it, and no default that could drift from the class's."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    settings = schema["properties"]["training"]["properties"]["settings"]
+    assert settings["additionalProperties"] is False and not settings.get("required")
+    from_chart = {"output_dir", "model_name"}
+    assert set(settings["properties"]) == set(TrainingSettings.fields()) - from_chart
+    own = TrainingSettings.model_json_schema()["properties"]
+    for key, node in settings["properties"].items():
+        assert _json_types(node) == _json_types(own[key]), key
+    assert '"default"' not in json.dumps(settings)
+
+
+def values_table() -> str:
+    """The values table of docs/kubernetes.md, generated from the ``## @param`` lines: name,
+    description, and the default as JSON (a documented map points at its rows, a free-form one
+    at values.yaml)."""
     text = (CHART / "values.yaml").read_text()
-    documented = re.findall(r"^\s*## @param (\S+) \S", text, flags=re.MULTILINE)
+    values = yaml.safe_load(text)
+    params = re.findall(r"^\s*## @param (\S+) (.+)$", text, flags=re.MULTILINE)
+    rows = ["| Parameter | Description | Default |", "|---|---|---|"]
+    for name, description in params:
+        value = values
+        for key in name.split("."):
+            value = value[key]
+        if isinstance(value, dict) and value:
+            documented = any(other.startswith(name + ".") for other, _ in params)
+            default = "(see below)" if documented else "(see values.yaml)"
+        else:
+            default = f"`{json.dumps(value, separators=(',', ':'))}`"
+        rows.append(f"| `{name}` | {description} | {default} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_docs_values_table_is_the_param_lines() -> None:
     docs = (CHART.parents[1] / "docs" / "kubernetes.md").read_text()
-    missing = [name for name in documented if f"| `{name}` |" not in docs]
-    assert missing == [], "values missing from the table in docs/kubernetes.md"
+    start = docs.index("| Parameter | Description | Default |\n")
+    end = docs.find("\n\n", start)
+    table = docs[start : len(docs) if end == -1 else end].rstrip("\n") + "\n"
+    assert table == values_table(), (
+        "the values table in docs/kubernetes.md is out of date: paste the output of `python -c "
+        "'from tests.chart.test_chart_validation import values_table; print(values_table())'`"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from qatflow.core import tasks
 from qatflow.training import cli as training_cli
 from qatflow.training.config import TrainingSettings
 
@@ -282,13 +284,14 @@ def test_gpu_count_and_resource_name() -> None:
 
 def test_no_gpu_by_default() -> None:
     train = container(training_job(render(None)), "training")
-    assert env_of(train)["QATFLOW_TRAIN_DEVICE"] == "cpu"
+    assert "QATFLOW_TRAIN_DEVICE" not in env_of(train), "TrainingSettings' default device"
     assert set(train["resources"]["limits"]) == {"cpu", "memory"}
 
 
-def test_auto_device_is_left_as_set() -> None:
-    r = render(None, "--set", "training.gpu.count=1", "--set", "training.settings.device=auto")
-    assert env_of(container(training_job(r), "training"))["QATFLOW_TRAIN_DEVICE"] == "auto"
+@pytest.mark.parametrize("device", ["auto", "cpu"])
+def test_a_device_the_user_set_is_left_as_set(device: str) -> None:
+    r = render(None, "--set", "training.gpu.count=1", "--set", f"training.settings.device={device}")
+    assert env_of(container(training_job(r), "training"))["QATFLOW_TRAIN_DEVICE"] == device
 
 
 @pytest.mark.parametrize(
@@ -309,7 +312,7 @@ def test_gpu_layouts_that_cannot_work_fail_clearly(assignments: list[str], messa
 # -- presets -----------------------------------------------------------------------------------
 
 
-def test_preset_is_passed_and_only_changed_settings_override_it() -> None:
+def test_preset_is_passed_and_the_users_settings_override_it() -> None:
     r = render(ci("distillation"))
     train = container(training_job(r), "training")
     assert train["args"] == [
@@ -320,20 +323,57 @@ def test_preset_is_passed_and_only_changed_settings_override_it() -> None:
         "--preset",
         "distillation",
     ]
-    env = {
+    assert train_settings_env(train) == {
+        "output_dir": "/models",
+        "model_name": "bert-qa",
+        "student_layers": "3",
+    }
+
+
+def train_settings_env(train: dict[str, Any]) -> dict[str, str]:
+    """The training container's settings variables, by setting name."""
+    return {
         name.removeprefix(TrainingSettings.env_prefix).lower(): value
         for name, value in env_of(train).items()
         if name.startswith(TrainingSettings.env_prefix)
     }
-    assert env == {"output_dir": "/models", "model_name": "bert-qa", "student_layers": "3"}
 
 
-def test_preset_defaults_file_equals_the_settings_defaults() -> None:
-    """The chart compares training.settings with this copy to tell what a user changed."""
-    copy = yaml.safe_load((CHART / "files" / "training-defaults.yaml").read_text())
-    assert copy == chart_values(None)["training"]["settings"]
-    for key, value in copy.items():
-        assert value == TrainingSettings.model_fields[key].get_default(), key
+def test_the_job_gets_exactly_the_users_settings() -> None:
+    """Every key the user sets reaches the Job, a default value too (it overrides a preset);
+    no other key does."""
+    settings = {"mode": "qat", "seed": 7, "epochs": 0.5, "dataset": None, "text_column": "text"}
+    values = {"training": {"preset": "distillation", "settings": settings}}
+    r = render(None, "--set-json", f"training={json.dumps(values['training'])}")
+    train = container(training_job(r), "training")
+    assert train_settings_env(train) == {
+        "output_dir": "/models",
+        "model_name": "bert-qa",
+        "mode": "qat",
+        "seed": "7",
+        "epochs": "0.5",
+        "dataset": "",  # null: unset, the preset's or the class default
+        "text_column": "text",
+    }
+    args = train_arguments(train["args"])
+    env = {k: v for k, v in env_of(train).items() if k.startswith(TrainingSettings.env_prefix)}
+    loaded = TrainingSettings.load(yaml_files=training_cli.settings_files(args), environ=env)
+    assert loaded.mode == "qat", "the user's value, though it is the default, beats the preset"
+    assert (loaded.seed, loaded.epochs, loaded.text_column) == (7, 0.5, "text")
+
+
+def test_empty_settings_train_on_the_class_defaults() -> None:
+    """training.settings: {} (the chart's default) renders a valid Job whose training runs on
+    TrainingSettings' defaults, apart from where the chart puts the model."""
+    r = render(None, "--set-json", "training.settings={}")
+    assert r.objects == render(None).objects
+    train = container(training_job(r), "training")
+    assert train_settings_env(train) == {"output_dir": "/models", "model_name": "bert-qa"}
+    args = train_arguments(train["args"])
+    assert args.presets == []
+    env = {k: v for k, v in env_of(train).items() if k.startswith(TrainingSettings.env_prefix)}
+    loaded = TrainingSettings.load(yaml_files=training_cli.settings_files(args), environ=env)
+    assert loaded == TrainingSettings(output_dir=Path("/models"), model_name="bert-qa")
 
 
 def test_presets_layer_in_order() -> None:
@@ -400,6 +440,22 @@ def test_classification_trains_and_serves_the_named_classifier() -> None:
 def test_classification_test_pod_sends_a_pair_when_given() -> None:
     r = render(ci("classification"), "--set", "tests.textPair=A second sentence.")
     assert env_of(container(r.test_pod() or {}))["TEXT_PAIR"] == "A second sentence."
+
+
+def test_the_task_defaults_to_the_settings_default() -> None:
+    """With no training.settings.task the chart's NOTES and helm test pod follow the task
+    TrainingSettings trains by default: qat.trainingTask's one default, checked here."""
+    training = (CHART / "templates" / "_training.tpl").read_text(encoding="utf-8")
+    defined = re.search(r'define "qat.trainingTask".*?default "([a-z-]+)"', training, re.DOTALL)
+    assert defined is not None, "the chart's default task (qat.trainingTask) moved"
+    assert defined.group(1) == TrainingSettings.model_fields["task"].default
+    assert defined.group(1) == tasks.QUESTION_ANSWERING and defined.group(1) in tasks.TASKS
+    r = render(None)
+    assert "QATFLOW_TRAIN_TASK" not in env_of(container(training_job(r), "training"))
+    pod_env = env_of(container(r.test_pod() or {}))
+    assert pod_env["EXPECTED_ANSWER"] == r.values["tests"]["expectedAnswer"]
+    assert "TEXT" not in pod_env
+    assert "Ask it a question" in install_notes()
 
 
 def test_schema_knows_the_tasks_and_modes() -> None:
