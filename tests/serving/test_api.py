@@ -12,6 +12,7 @@ from transformers import AutoTokenizer
 from qatflow.core import qa
 from qatflow.core.artifacts import ModelVersion
 from qatflow.training import synthetic
+from qatflow.training.examples import QAExample
 from tests.conftest import CROSS_RUNTIME_REL, PINNED_PRECISION, compile_ir
 
 from .conftest import ServiceProcess
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def examples() -> list[synthetic.QAExample]:
+def examples() -> list[QAExample]:
     return synthetic.generate("validation", 16, 7)
 
 

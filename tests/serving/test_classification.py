@@ -10,6 +10,7 @@ import pytest
 
 from qatflow.core.artifacts import ModelVersion
 from qatflow.training import synthetic_classification as synthetic
+from qatflow.training.examples import ClassificationExample
 from tests.conftest import (
     CROSS_RUNTIME_ABS,
     PINNED_PRECISION,
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def evaluation(published_classifier: ModelVersion) -> list[synthetic.ClassificationExample]:
+def evaluation(published_classifier: ModelVersion) -> list[ClassificationExample]:
     """The examples the training job scored its INT8 IR on (same generator, size and seed)."""
     metrics = published_classifier.metrics()
     seed = int(metrics["settings"]["seed"])

@@ -12,7 +12,9 @@ from transformers import AutoTokenizer
 from qatflow.core import qa
 from qatflow.training import synthetic
 from qatflow.training.config import EMBEDDED_TRANSFER_DATASET, TrainingSettings
-from qatflow.training.data import DataError, QAExample, load_examples
+from qatflow.training.data import load_examples
+from qatflow.training.data_sources import DataError
+from qatflow.training.examples import QAExample
 
 QUESTION_WORDS = (
     "who",
