@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qatflow.training import synthetic_classification as synthetic
+from qatflow.training import synthetic_classification
 from qatflow.training.data_sources import (
     EMBEDDED_PREFIX,
     EMBEDDED_SIZES,
@@ -112,10 +112,13 @@ def _embedded(
     seed: int,
 ) -> ClassificationData:
     generators = {
-        "embedded:synthetic-sentiment": (synthetic.generate_sentiment, synthetic.SENTIMENT_LABELS),
+        "embedded:synthetic-sentiment": (
+            synthetic_classification.generate_sentiment,
+            synthetic_classification.SENTIMENT_LABELS,
+        ),
         "embedded:synthetic-paraphrase": (
-            synthetic.generate_paraphrase,
-            synthetic.PARAPHRASE_LABELS,
+            synthetic_classification.generate_paraphrase,
+            synthetic_classification.PARAPHRASE_LABELS,
         ),
     }
     if dataset not in generators:

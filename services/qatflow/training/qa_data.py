@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qatflow.training import synthetic
+from qatflow.training import synthetic_qa
 from qatflow.training.config import EMBEDDED_QA_DATASET, EMBEDDED_TRANSFER_DATASET
 from qatflow.training.data_sources import (
     EMBEDDED_PREFIX,
@@ -53,7 +53,7 @@ def _embedded(dataset: str, split: str, limit: int | None, seed: int) -> list[QA
         )
     if split not in EMBEDDED_SIZES:
         raise DataError(f"{EMBEDDED_QA_DATASET} has splits {sorted(EMBEDDED_SIZES)}, not {split!r}")
-    return synthetic.generate(
+    return synthetic_qa.generate(
         split, min(limit or EMBEDDED_SIZES[split], EMBEDDED_SIZES[split]), seed
     )
 
