@@ -124,7 +124,7 @@ def reference_answers(
     model = create_backend(ServeSettings(backend=backend, threads=1))
     model.load(version)
     try:
-        return [answers[0] for answers in model.predict([Question(q, c) for q, c in questions])]
+        return [answers[0] for answers in model.answer([Question(q, c) for q, c in questions])]
     finally:
         model.unload()
 
