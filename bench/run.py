@@ -308,7 +308,7 @@ def _request_stages(
     logits, encoding the reply. What the service adds to the raw runtime, step by step."""
     from starlette.responses import JSONResponse
 
-    from qatflow.serving.schemas import parse_request
+    from qatflow.serving.schemas import QUESTION_ANSWERING_FORM, parse_request
     from qatflow.serving.settings import ServeSettings
 
     settings = ServeSettings.load(environ={})
@@ -328,7 +328,9 @@ def _request_stages(
             max_answer_len=settings.max_answer_length,
         )
         steps: dict[str, Callable[[], Any]] = {
-            "parse": functools.partial(parse_request, body, settings.max_batch_size),
+            "parse": functools.partial(
+                parse_request, body, settings.max_batch_size, QUESTION_ANSWERING_FORM
+            ),
             "tokenize": tokenize,
             "spans": spans,
             "reply": functools.partial(JSONResponse, spans()[0][0].as_dict()),
@@ -359,7 +361,7 @@ def _in_process(
         backend.load(src.version)
         result[backend_name] = {
             label: measure.latency(
-                functools.partial(backend.predict, [Question(question, context)]),
+                functools.partial(backend.answer, [Question(question, context)]),
                 warmup=plan.warmup,
                 iterations=plan.iterations,
                 budget_s=plan.budget_s,

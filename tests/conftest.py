@@ -111,9 +111,9 @@ def build_tiny_model(directory: Path) -> Path:
     embedded data set."""
     from transformers import BertForQuestionAnswering
 
-    from qatflow.training import synthetic
+    from qatflow.training import synthetic_qa
 
-    examples = synthetic.generate("train", 300, 0) + synthetic.generate("validation", 100, 0)
+    examples = synthetic_qa.generate("train", 300, 0) + synthetic_qa.generate("validation", 100, 0)
     return _build_tiny_bert(
         directory,
         [f"{example.question} {example.context}" for example in examples],
@@ -171,12 +171,12 @@ def build_tiny_classifier(directory: Path) -> Path:
     vocabulary covering the embedded classification data sets."""
     from transformers import BertModel
 
-    from qatflow.training import synthetic_classification as synthetic
+    from qatflow.training import synthetic_classification
 
     texts = []
     for split, count in (("train", 1000), ("validation", 300)):
-        examples = synthetic.generate_sentiment(split, count, 0)
-        examples += synthetic.generate_paraphrase(split, count, 0)
+        examples = synthetic_classification.generate_sentiment(split, count, 0)
+        examples += synthetic_classification.generate_paraphrase(split, count, 0)
         texts += [f"{example.text} {example.text_pair or ''}" for example in examples]
     return _build_tiny_bert(directory, texts, BertModel)
 

@@ -141,7 +141,7 @@ def _log_metrics(version: ModelVersion) -> None:
 def _ask(url: str, count: int) -> None:
     import httpx
 
-    from qatflow.training.synthetic import generate
+    from qatflow.training.synthetic_qa import generate
 
     examples = generate("validation", count, seed=7)
     with httpx.Client(base_url=url, timeout=30) as client:
@@ -167,15 +167,15 @@ def _classify(url: str, version: ModelVersion, count: int) -> None:
     import httpx
 
     from qatflow.core.classification import takes_text_pairs
-    from qatflow.training import synthetic_classification as synthetic
+    from qatflow.training import synthetic_classification
 
     # The embedded set the model was trained on by default: pairs (paraphrase) or sentiment.
     if takes_text_pairs(version.manifest):
-        examples = synthetic.generate_paraphrase("validation", count, 7)
-        names = synthetic.PARAPHRASE_LABELS
+        examples = synthetic_classification.generate_paraphrase("validation", count, 7)
+        names = synthetic_classification.PARAPHRASE_LABELS
     else:
-        examples = synthetic.generate_sentiment("validation", count, 7)
-        names = synthetic.SENTIMENT_LABELS
+        examples = synthetic_classification.generate_sentiment("validation", count, 7)
+        names = synthetic_classification.SENTIMENT_LABELS
     with httpx.Client(base_url=url, timeout=30) as client:
         for example in examples:
             body = {"text": example.text}

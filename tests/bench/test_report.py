@@ -178,10 +178,10 @@ def test_docs_section_is_replaced_not_appended(tmp_path):
 def test_text_of_tokens_fills_the_requested_window(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from qatflow.training import synthetic
+    from qatflow.training import synthetic_qa
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    examples = synthetic.generate("validation", 5, 0)
+    examples = synthetic_qa.generate("validation", 5, 0)
     question, context = text_of_tokens(tokenizer, examples, 100)
     tokens = len(tokenizer(question, context)["input_ids"])
     assert 95 <= tokens <= 100

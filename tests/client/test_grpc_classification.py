@@ -11,7 +11,7 @@ import pytest
 from qatflow.client.errors import BadInputError
 from qatflow.client.grpc_classification import GrpcTextClassification
 from qatflow.client.protocol import connect
-from qatflow.training import synthetic_classification as synthetic
+from qatflow.training import synthetic_classification
 from tests.conftest import ir_class_probabilities
 
 from .ask_command import run_ask
@@ -20,8 +20,10 @@ from .conftest import CLASSIFIER_BARE, CLASSIFIER_LIMIT_2, per_target
 
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
-    examples = synthetic.generate_sentiment("validation", 12, 3)
-    long = examples[0].text + " " + " ".join(synthetic._FILLER * 60)  # truncated to the model
+    examples = synthetic_classification.generate_sentiment("validation", 12, 3)
+    long = (
+        examples[0].text + " " + " ".join(synthetic_classification._FILLER * 60)
+    )  # truncated to the model
     return [long] + [example.text for example in examples[1:]]
 
 

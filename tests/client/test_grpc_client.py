@@ -18,7 +18,7 @@ from qatflow.client.protocol import connect
 from qatflow.client.retry import RetryPolicy, with_retries
 from qatflow.core import qa
 from qatflow.local import free_port
-from qatflow.training import synthetic
+from qatflow.training import synthetic_qa
 from tests.conftest import compile_ir
 
 from .ask_command import run_ask
@@ -40,7 +40,7 @@ from .conftest import (
 @pytest.fixture(scope="module")
 def pairs() -> list[tuple[str, str]]:
     """Held-out questions, several with contexts longer than one window."""
-    examples = synthetic.generate("validation", 40, 0)
+    examples = synthetic_qa.generate("validation", 40, 0)
     long = [example for example in examples if len(example.context) > 1000][:3]
     short = [example for example in examples if len(example.context) <= 1000][:5]
     assert len(long) == 3

@@ -105,10 +105,10 @@ def published_volume(
 @pytest.fixture(scope="session")
 def questions() -> list[tuple[str, str]]:
     """Held-out questions of the embedded data set, with their contexts."""
-    from qatflow.training import synthetic
+    from qatflow.training import synthetic_qa
 
     return [
-        (example.question, example.context) for example in synthetic.generate("validation", 3, 0)
+        (example.question, example.context) for example in synthetic_qa.generate("validation", 3, 0)
     ]
 
 
@@ -124,7 +124,7 @@ def reference_answers(
     model = create_backend(ServeSettings(backend=backend, threads=1))
     model.load(version)
     try:
-        return [answers[0] for answers in model.predict([Question(q, c) for q, c in questions])]
+        return [answers[0] for answers in model.answer([Question(q, c) for q, c in questions])]
     finally:
         model.unload()
 

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from qatflow.core.backends import SERVING_BACKENDS
-from qatflow.training import synthetic
+from qatflow.training import synthetic_qa
 
 QA_PATH = "/v1/question-answering"
 # Batched with other requests' windows, a window is padded to another length and its sums taken
@@ -77,7 +77,7 @@ def question_bodies(count: int = 16) -> list[dict[str, Any]]:
     """Held-out questions of mixed length, several longer than one window."""
     return [
         {"question": e.question, "context": e.context}
-        for e in synthetic.generate("validation", count, 21)
+        for e in synthetic_qa.generate("validation", count, 21)
     ]
 
 

@@ -28,7 +28,7 @@ import pytest
 
 from qatflow.core import artifacts
 from qatflow.core.artifacts import ModelVersion
-from qatflow.training import synthetic
+from qatflow.training import synthetic_qa
 from tests.conftest import tiny_training_overrides
 from tests.ovms_fixture_server import FixtureServer
 from tests.serving.conftest import SERVICES_DIR, ServiceProcess
@@ -210,7 +210,7 @@ def test_grpc_server_dying_mid_run_gives_bounded_retries_then_exit_4(
     published_model: ModelVersion, tmp_path: Path
 ) -> None:
     questions = tmp_path / "questions.jsonl"
-    examples = synthetic.generate("validation", 400, 2)
+    examples = synthetic_qa.generate("validation", 400, 2)
     questions.write_text(
         "".join(json.dumps({"question": e.question, "context": e.context}) + "\n" for e in examples)
     )

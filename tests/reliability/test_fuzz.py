@@ -25,7 +25,7 @@ from schemathesis.checks import (
 from schemathesis.generation import GenerationMode
 from schemathesis.schemas import APIOperation
 
-from qatflow.training import synthetic
+from qatflow.training import synthetic_qa
 from tests.serving.conftest import ServiceProcess
 
 from .conftest import BACKENDS
@@ -41,7 +41,7 @@ MIN_REQUESTS = 1000
 
 
 def known_good(service: ServiceProcess) -> dict:
-    example = synthetic.generate("validation", 1, 11)[0]
+    example = synthetic_qa.generate("validation", 1, 11)[0]
     reply = service.ask({"question": example.question, "context": example.context, "top_k": 3})
     assert reply.status_code == 200, reply.text
     body = reply.json()
@@ -209,8 +209,8 @@ def test_huge_context_inside_the_limit_is_answered(
     hardened_services: dict[str, ServiceProcess],
 ) -> None:
     """A quarter MiB of context: thousands of windows, answered from inside the context."""
-    example = synthetic.generate("validation", 1, 5)[0]
-    filler = " ".join(synthetic.FILLER)
+    example = synthetic_qa.generate("validation", 1, 5)[0]
+    filler = " ".join(synthetic_qa.FILLER)
     context = (filler + " ") * (250_000 // (len(filler) + 1)) + example.context
     for service in hardened_services.values():
         with httpx.Client(base_url=service.url, timeout=600.0) as client:

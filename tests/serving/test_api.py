@@ -11,7 +11,8 @@ from transformers import AutoTokenizer
 
 from qatflow.core import qa
 from qatflow.core.artifacts import ModelVersion
-from qatflow.training import synthetic
+from qatflow.training import synthetic_qa
+from qatflow.training.examples import QAExample
 from tests.conftest import CROSS_RUNTIME_REL, PINNED_PRECISION, compile_ir
 
 from .conftest import ServiceProcess
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def examples() -> list[synthetic.QAExample]:
-    return synthetic.generate("validation", 16, 7)
+def examples() -> list[QAExample]:
+    return synthetic_qa.generate("validation", 16, 7)
 
 
 def spans(reply: dict) -> list[tuple[str, int, int]]:
@@ -108,7 +109,7 @@ def reference_answers(
 def test_long_context_answer_in_a_later_window(
     services: dict[str, ServiceProcess], published_model: ModelVersion, examples
 ) -> None:
-    filler = " ".join(synthetic.FILLER * 2) + " "
+    filler = " ".join(synthetic_qa.FILLER * 2) + " "
     in_later_window = 0
     for example in examples[:8]:
         context = filler + example.context

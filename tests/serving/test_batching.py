@@ -16,7 +16,7 @@ from qatflow.core import qa
 from qatflow.core.artifacts import ModelVersion
 from qatflow.core.backends import SERVING_BACKENDS
 from qatflow.serving.batching import Batcher
-from qatflow.training import synthetic
+from qatflow.training import synthetic_qa
 from tests.conftest import PINNED_PRECISION, SAME_RUNTIME_ABS
 
 from .conftest import ServiceProcess
@@ -141,7 +141,7 @@ def questions(version: ModelVersion, count: int) -> list[dict[str, str]]:
     """``count`` questions of one window each, of lengths close enough to share an inference."""
     tokenizer = version.tokenizer()
     by_width = []
-    for example in synthetic.generate("validation", 60, 5):
+    for example in synthetic_qa.generate("validation", 60, 5):
         features = qa.encode(
             tokenizer,
             [example.question],

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from qatflow.core.artifacts import ModelVersion
-from qatflow.training import synthetic_classification as synthetic
+from qatflow.training import synthetic_classification
+from qatflow.training.examples import ClassificationExample
 from tests.conftest import (
     CROSS_RUNTIME_ABS,
     PINNED_PRECISION,
@@ -23,11 +24,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def evaluation(published_classifier: ModelVersion) -> list[synthetic.ClassificationExample]:
+def evaluation(published_classifier: ModelVersion) -> list[ClassificationExample]:
     """The examples the training job scored its INT8 IR on (same generator, size and seed)."""
     metrics = published_classifier.metrics()
     seed = int(metrics["settings"]["seed"])
-    return synthetic.generate_sentiment("validation", int(metrics["int8"]["samples"]), seed)
+    return synthetic_classification.generate_sentiment(
+        "validation", int(metrics["int8"]["samples"]), seed
+    )
 
 
 def label_scores(reply: dict) -> dict[str, float]:
@@ -91,7 +94,7 @@ def test_text_longer_than_the_model_is_truncated(
     classifier_services: dict[str, ServiceProcess], published_classifier: ModelVersion, evaluation
 ) -> None:
     text = evaluation[0].text
-    long = text + " " + " ".join(synthetic._FILLER * 200)  # thousands of tokens
+    long = text + " " + " ".join(synthetic_classification._FILLER * 200)  # thousands of tokens
     expected = ir_class_probabilities(published_classifier, [long])[0]
     for backend, service in classifier_services.items():
         reply = service.classify({"text": long, "top_k": 2})

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from qatflow.core.artifacts import ModelVersion
-from qatflow.training import synthetic
+from qatflow.training import synthetic_qa
 
 from .conftest import ServiceProcess, publish_copy
 
@@ -81,8 +81,8 @@ def test_waits_for_a_model_follows_new_versions_and_refuses_corrupted_ones(
 
 def slow_batch(count: int, sentences: int) -> dict:
     """A valid request that takes seconds: many long contexts make thousands of windows."""
-    filler = " ".join(synthetic.FILLER[i % len(synthetic.FILLER)] for i in range(sentences))
-    examples = synthetic.generate("validation", count, 3)
+    filler = " ".join(synthetic_qa.FILLER[i % len(synthetic_qa.FILLER)] for i in range(sentences))
+    examples = synthetic_qa.generate("validation", count, 3)
     return {
         "inputs": [{"question": e.question, "context": filler + " " + e.context} for e in examples]
     }

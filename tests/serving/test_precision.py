@@ -19,7 +19,7 @@ from qatflow.core.precision import HINT, CpuPlugin, openvino_cpu_plugin, type_na
 from qatflow.serving.backends.onnxruntime import OnnxRuntimeBackend, bundled_cpu_plugin
 from qatflow.serving.backends.optimum import OptimumBackend
 from qatflow.serving.settings import ServeSettings
-from qatflow.training import synthetic
+from qatflow.training import synthetic_qa
 
 from .conftest import ServiceProcess, both_backends
 
@@ -152,7 +152,7 @@ def test_both_backends_at_auto_report_one_precision_and_agree_on_clear_answers(
         for backend, service in auto_services.items()
     }
     assert set(precisions.values()) == {openvino_cpu_plugin().default}, precisions
-    examples = synthetic.generate("validation", 32, 3)  # max_batch_size
+    examples = synthetic_qa.generate("validation", 32, 3)  # max_batch_size
     body = {
         "inputs": [{"question": e.question, "context": e.context, "top_k": 2} for e in examples]
     }

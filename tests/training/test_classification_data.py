@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from qatflow.training.classification_data import (
-    ClassificationExample,
-    Columns,
-    load_classification_data,
-)
-from qatflow.training.data import EMBEDDED_SIZES, DataError
+from qatflow.training.classification_data import Columns, load_classification_data
+from qatflow.training.data_sources import EMBEDDED_SIZES, DataError
+from qatflow.training.examples import ClassificationExample
 from qatflow.training.synthetic_classification import generate_paraphrase, generate_sentiment
 
 

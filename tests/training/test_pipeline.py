@@ -282,7 +282,8 @@ def test_missing_data_exits_non_zero_with_the_path(tmp_path):
 
 
 def test_local_squad_files_are_read(tmp_path):
-    from qatflow.training.data import DataError, load_examples
+    from qatflow.training.data_sources import DataError
+    from qatflow.training.qa_data import load_examples
 
     nested = {
         "data": [

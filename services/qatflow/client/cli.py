@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qatflow.client.errors import EXIT_OK, EXIT_USAGE, exit_codes
+from qatflow.client.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from qatflow.core.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
 
 if TYPE_CHECKING:
@@ -53,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--protocol",
-        choices=["kserve", "tfs"],
-        default="kserve",
+        choices=list(PROTOCOLS),
+        default=DEFAULT_PROTOCOL,
         help="gRPC API: kserve (KServe v2, current OVMS; default) or tfs (TF-Serving, older OVMS)",
     )
     parser.add_argument(

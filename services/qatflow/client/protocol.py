@@ -7,10 +7,24 @@ what it served up to its removal, kept for servers still running an older image.
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+from qatflow.client import errors
+
+if TYPE_CHECKING:  # numpy stays off the import path of the CLI's argument parsing
+    import numpy as np
+
+# Each gRPC API -> the class that speaks it, named rather than imported: the implementations
+# import this module, and each imports its own client library (tritonclient, ovmsclient) only
+# when chosen. The first is the default.
+PROTOCOLS: dict[str, str] = {
+    "kserve": "qatflow.client.kserve:KServeProtocol",
+    "tfs": "qatflow.client.tfs:TfServingProtocol",
+}
+DEFAULT_PROTOCOL = next(iter(PROTOCOLS))
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,10 @@ class InferenceProtocol(abc.ABC):
     name: str
     address: str
 
+    @abc.abstractmethod
+    def __init__(self, address: str, *, timeout: float) -> None:
+        """Connect to ``HOST:PORT``; each call waits at most ``timeout`` seconds."""
+
     # ``version`` is a version number as text; "" lets the server choose (its newest).
 
     @abc.abstractmethod
@@ -71,17 +89,18 @@ class InferenceProtocol(abc.ABC):
     def close(self) -> None: ...
 
 
+def protocol_class(protocol: str) -> type[InferenceProtocol]:
+    """The implementation of one of ``PROTOCOLS``, imported now."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: use {' or '.join(PROTOCOLS)}")
+    module_name, _, class_name = PROTOCOLS[protocol].partition(":")
+    cls: type[InferenceProtocol] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
 def connect(protocol: str, address: str, *, timeout: float) -> InferenceProtocol:
-    """Open a client of the given protocol (``kserve`` or ``tfs``) to ``HOST:PORT``."""
-    if protocol == "kserve":
-        from qatflow.client.kserve import KServeProtocol
-
-        return KServeProtocol(address, timeout=timeout)
-    if protocol == "tfs":
-        from qatflow.client.tfs import TfServingProtocol
-
-        return TfServingProtocol(address, timeout=timeout)
-    raise ValueError(f"unknown protocol {protocol!r}: use kserve or tfs")
+    """Open a client of the given protocol (one of ``PROTOCOLS``) to ``HOST:PORT``."""
+    return protocol_class(protocol)(address, timeout=timeout)
 
 
 # What gRPC's C core says when the peer answered in HTTP/1 or with frames that are not HTTP/2.
@@ -90,8 +109,6 @@ _NOT_GRPC = ("Trying to connect an http1.x server", "Failed parsing HTTP/2")
 
 def error_for_status(status: str, detail: str, address: str) -> Exception:
     """Our error for a gRPC status name (``UNAVAILABLE``, ``NOT_FOUND`` ...)."""
-    from qatflow.client import errors
-
     status = status.removeprefix("StatusCode.")
     detail = " ".join(detail.split()) or status
     if status == "UNAVAILABLE":

@@ -46,18 +46,18 @@ from qatflow.serving.errors import (
 )
 from qatflow.serving.metrics import ServiceMetrics
 from qatflow.serving.schemas import (
-    CLASSIFICATION_ADAPTER,
+    QUESTION_ANSWERING_ADAPTER,
     QUESTION_ANSWERING_FORM,
-    REQUEST_ADAPTER,
+    TEXT_CLASSIFICATION_ADAPTER,
     TEXT_CLASSIFICATION_FORM,
     AnswerOutput,
     AnswersOutput,
-    BatchInput,
-    BatchOutput,
     ErrorOutput,
     LabelOutput,
     LabelsOutput,
     ModelMetadata,
+    QuestionAnsweringBatchInput,
+    QuestionAnsweringBatchOutput,
     QuestionAnsweringInput,
     RequestForm,
     TextClassificationBatchInput,
@@ -139,13 +139,13 @@ def create_app(
     @app.post(
         "/v1/question-answering",
         summary="Answer questions about contexts",
-        response_model=AnswerOutput | AnswersOutput | BatchOutput,
+        response_model=AnswerOutput | AnswersOutput | QuestionAnsweringBatchOutput,
         responses=_ERRORS,
         openapi_extra=_json_body("QuestionAnsweringRequest"),
     )
     async def question_answering(request: Request) -> Response:
         """One ``{question, context}`` object, or ``{"inputs": [...]}`` for a batch."""
-        return await answer(request, QUESTION_ANSWERING, QUESTION_ANSWERING_FORM)
+        return await serve_request(request, QUESTION_ANSWERING, QUESTION_ANSWERING_FORM)
 
     @app.post(
         "/v1/text-classification",
@@ -156,9 +156,10 @@ def create_app(
     )
     async def text_classification(request: Request) -> Response:
         """One ``{text, text_pair?}`` object, or ``{"inputs": [...]}`` for a batch."""
-        return await answer(request, TEXT_CLASSIFICATION, TEXT_CLASSIFICATION_FORM)
+        return await serve_request(request, TEXT_CLASSIFICATION, TEXT_CLASSIFICATION_FORM)
 
-    async def answer(request: Request, task: str, form: RequestForm) -> Response:
+    async def serve_request(request: Request, task: str, form: RequestForm) -> Response:
+        """One request to the endpoint of ``task``: validated, inferred, counted in the metrics."""
         backend = watcher.current
         labels = (watcher.model_name, settings.backend)
         started = time.perf_counter()
@@ -171,7 +172,7 @@ def create_app(
             if backend is None or backend.version is None:
                 raise ModelNotReadyError("no model loaded yet; retry when /v2/health/ready says so")
             labels = (backend.version.name, settings.backend)
-            batch = isinstance(parsed, BatchInput | TextClassificationBatchInput)
+            batch = isinstance(parsed, QuestionAnsweringBatchInput | TextClassificationBatchInput)
             inputs = parsed.inputs if batch else [parsed]
             replies = await infer(backend, inputs, labels)
         except Exception as error:
@@ -288,20 +289,24 @@ def _run(backend: ModelBackend, inputs: Sequence[Any]) -> list[dict[str, Any]]:
     """The reply of each input, computed in a worker thread."""
     if inputs and isinstance(inputs[0], QuestionAnsweringInput):
         questions = [Question(i.question, i.context, i.top_k, i.max_answer_len) for i in inputs]
-        answers = backend.predict(questions)
-        return [_reply(item.top_k, found) for item, found in zip(inputs, answers, strict=True)]
+        answers = backend.answer(questions)
+        return [
+            _answer_reply(item.top_k, found) for item, found in zip(inputs, answers, strict=True)
+        ]
     texts = [Text(item.text, item.text_pair, item.top_k) for item in inputs]
     predictions = backend.classify(texts)
-    return [_labels(item.top_k, found) for item, found in zip(inputs, predictions, strict=True)]
+    return [
+        _label_reply(item.top_k, found) for item, found in zip(inputs, predictions, strict=True)
+    ]
 
 
-def _reply(top_k: int, answers: Sequence[Answer]) -> dict[str, Any]:
+def _answer_reply(top_k: int, answers: Sequence[Answer]) -> dict[str, Any]:
     if top_k == 1:
         return answers[0].as_dict()
     return {"answers": [answer.as_dict() for answer in answers]}
 
 
-def _labels(top_k: int, predictions: Sequence[Prediction]) -> dict[str, Any]:
+def _label_reply(top_k: int, predictions: Sequence[Prediction]) -> dict[str, Any]:
     if top_k == 1:
         return predictions[0].as_dict()
     return {"labels": [prediction.as_dict() for prediction in predictions]}
@@ -342,11 +347,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        body = REQUEST_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+        body = QUESTION_ANSWERING_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(body.pop("$defs", {}))
         components["QuestionAnsweringRequest"] = body
-        body = CLASSIFICATION_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+        body = TEXT_CLASSIFICATION_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
         components.update(body.pop("$defs", {}))
         components["TextClassificationRequest"] = body
         app.openapi_schema = schema

@@ -28,7 +28,7 @@ class QuestionAnsweringInput(BaseModel):
     )
 
 
-class BatchInput(BaseModel):
+class QuestionAnsweringBatchInput(BaseModel):
     """Several independent questions answered in one call."""
 
     model_config = _STRICT
@@ -49,7 +49,7 @@ class AnswersOutput(BaseModel):
     answers: list[AnswerOutput]
 
 
-class BatchOutput(BaseModel):
+class QuestionAnsweringBatchOutput(BaseModel):
     """One entry per input, in order: an answer, or ``{"answers": [...]}`` when top_k > 1."""
 
     outputs: list[AnswerOutput | AnswersOutput]
@@ -60,11 +60,14 @@ def _kind(value: Any) -> str:
 
 
 # A body with "inputs" is a batch; errors then speak only of the form the client meant.
-RequestBody = Annotated[
-    Annotated[QuestionAnsweringInput, Tag("single")] | Annotated[BatchInput, Tag("batch")],
+QuestionAnsweringBody = Annotated[
+    Annotated[QuestionAnsweringInput, Tag("single")]
+    | Annotated[QuestionAnsweringBatchInput, Tag("batch")],
     Discriminator(_kind),
 ]
-REQUEST_ADAPTER: TypeAdapter[QuestionAnsweringInput | BatchInput] = TypeAdapter(RequestBody)
+QUESTION_ANSWERING_ADAPTER: TypeAdapter[QuestionAnsweringInput | QuestionAnsweringBatchInput] = (
+    TypeAdapter(QuestionAnsweringBody)
+)
 
 
 class TextClassificationInput(BaseModel):
@@ -114,13 +117,13 @@ class TextClassificationBatchOutput(BaseModel):
     outputs: list[LabelOutput | LabelsOutput]
 
 
-ClassificationBody = Annotated[
+TextClassificationBody = Annotated[
     Annotated[TextClassificationInput, Tag("single")]
     | Annotated[TextClassificationBatchInput, Tag("batch")],
     Discriminator(_kind),
 ]
-CLASSIFICATION_ADAPTER: TypeAdapter[TextClassificationInput | TextClassificationBatchInput] = (
-    TypeAdapter(ClassificationBody)
+TEXT_CLASSIFICATION_ADAPTER: TypeAdapter[TextClassificationInput | TextClassificationBatchInput] = (
+    TypeAdapter(TextClassificationBody)
 )
 
 
@@ -132,13 +135,11 @@ class RequestForm:
     fields: str
 
 
-QUESTION_ANSWERING_FORM = RequestForm(REQUEST_ADAPTER, "question and context")
-TEXT_CLASSIFICATION_FORM = RequestForm(CLASSIFICATION_ADAPTER, "text")
+QUESTION_ANSWERING_FORM = RequestForm(QUESTION_ANSWERING_ADAPTER, "question and context")
+TEXT_CLASSIFICATION_FORM = RequestForm(TEXT_CLASSIFICATION_ADAPTER, "text")
 
 
-def parse_request(
-    body: bytes, max_batch_size: int, form: RequestForm = QUESTION_ANSWERING_FORM
-) -> Any:
+def parse_request(body: bytes, max_batch_size: int, form: RequestForm) -> Any:
     """Bytes to a validated request, or the 400/422 error that says what is wrong."""
     try:
         text = body.decode("utf-8")

@@ -14,12 +14,9 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from qatflow.core import classification
 from qatflow.training.batching import length_grouped_batches
-from qatflow.training.classification_data import (
-    ClassificationExample,
-    Columns,
-    load_classification_data,
-)
+from qatflow.training.classification_data import Columns, load_classification_data
 from qatflow.training.config import TrainingSettings
+from qatflow.training.examples import ClassificationExample
 from qatflow.training.task import Infer
 
 log = logging.getLogger(__name__)

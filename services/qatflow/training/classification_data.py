@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qatflow.training.data import (
+from qatflow.training import synthetic_classification
+from qatflow.training.data_sources import (
     EMBEDDED_PREFIX,
     EMBEDDED_SIZES,
     DataError,
@@ -21,18 +22,12 @@ from qatflow.training.data import (
     read_text,
     split_file,
 )
+from qatflow.training.examples import ClassificationExample
 
 TEXT_COLUMNS = ("sentence", "text", "sentence1")
 TEXT_PAIR_COLUMN = "sentence2"
 EMBEDDED_SETS = ("embedded:synthetic-sentiment", "embedded:synthetic-paraphrase")
 _FORMATS = ("jsonl", "json", "csv")
-
-
-@dataclass(frozen=True)
-class ClassificationExample:
-    text: str
-    text_pair: str | None
-    label: int
 
 
 @dataclass(frozen=True)
@@ -116,13 +111,14 @@ def _embedded(
     max_eval: int | None,
     seed: int,
 ) -> ClassificationData:
-    from qatflow.training import synthetic_classification as synthetic
-
     generators = {
-        "embedded:synthetic-sentiment": (synthetic.generate_sentiment, synthetic.SENTIMENT_LABELS),
+        "embedded:synthetic-sentiment": (
+            synthetic_classification.generate_sentiment,
+            synthetic_classification.SENTIMENT_LABELS,
+        ),
         "embedded:synthetic-paraphrase": (
-            synthetic.generate_paraphrase,
-            synthetic.PARAPHRASE_LABELS,
+            synthetic_classification.generate_paraphrase,
+            synthetic_classification.PARAPHRASE_LABELS,
         ),
     }
     if dataset not in generators:

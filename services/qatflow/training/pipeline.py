@@ -31,7 +31,8 @@ import numpy as np
 from qatflow.core import artifacts, precision
 from qatflow.core.logs import format_seconds, step
 from qatflow.training.config import EMBEDDED_MODEL, TrainingSettings
-from qatflow.training.data import DataError
+from qatflow.training.data_sources import DataError
+from qatflow.training.task import create_task
 
 if TYPE_CHECKING:
     import torch
@@ -136,7 +137,6 @@ class _Job:
         from transformers import AutoTokenizer
 
         from qatflow.training.distributed import select_device
-        from qatflow.training.task import create_task
 
         settings, world = self.settings, self.world
         started = time.perf_counter()

@@ -16,7 +16,8 @@ from qatflow.core import qa
 from qatflow.core.squad import squad_scores
 from qatflow.training.batching import length_grouped_batches
 from qatflow.training.config import EMBEDDED_TRANSFER_DATASET, TrainingSettings
-from qatflow.training.data import QAExample, load_examples
+from qatflow.training.examples import QAExample
+from qatflow.training.qa_data import load_examples
 from qatflow.training.task import Infer
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from qatflow.training.classification_data import ClassificationExample
+from qatflow.training.examples import ClassificationExample
 
 SENTIMENT_LABELS = ("negative", "positive")
 PARAPHRASE_LABELS = ("not_equivalent", "equivalent")

@@ -8,10 +8,13 @@ model and the exported OpenVINO IR are scored by the same code.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from qatflow.core.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -60,13 +63,24 @@ class Task(Protocol):
         ...
 
 
+# Each of core's tasks -> the class implementing it, named rather than imported: the
+# implementations import this module (``Infer``), and torch with them.
+TASK_CLASSES: dict[str, str] = {
+    QUESTION_ANSWERING: "qatflow.training.question_answering:QuestionAnsweringTask",
+    TEXT_CLASSIFICATION: "qatflow.training.classification:TextClassificationTask",
+}
+
+
+def task_class(name: str) -> Callable[[TrainingSettings, Any], Task]:
+    """The implementation of one of ``TASK_CLASSES``, imported now."""
+    if name not in TASK_CLASSES:
+        raise ValueError(f"unsupported task {name!r}")
+    module_name, _, class_name = TASK_CLASSES[name].partition(":")
+    cls: Callable[[TrainingSettings, Any], Task] = getattr(
+        importlib.import_module(module_name), class_name
+    )
+    return cls
+
+
 def create_task(settings: TrainingSettings, tokenizer: Any) -> Task:
-    if settings.task == "question-answering":
-        from qatflow.training.question_answering import QuestionAnsweringTask
-
-        return QuestionAnsweringTask(settings, tokenizer)
-    if settings.task == "text-classification":
-        from qatflow.training.classification import TextClassificationTask
-
-        return TextClassificationTask(settings, tokenizer)
-    raise ValueError(f"unsupported task {settings.task!r}")
+    return task_class(settings.task)(settings, tokenizer)

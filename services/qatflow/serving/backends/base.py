@@ -144,7 +144,7 @@ class ModelBackend(ABC):
         self._batcher = None
         self._unload_runtime()
 
-    def predict(self, questions: Sequence[Question]) -> list[list[qa.Answer]]:
+    def answer(self, questions: Sequence[Question]) -> list[list[qa.Answer]]:
         """The best answers of each question; ``qa.QuestionTooLongError`` for a long question."""
         manifest = self._manifest_for(QUESTION_ANSWERING)
         with self._tokenizer_in_use() as tokenizer:

@@ -10,9 +10,11 @@ import pytest
 from transformers import AutoTokenizer
 
 from qatflow.core import qa
-from qatflow.training import synthetic
+from qatflow.training import synthetic_qa
 from qatflow.training.config import EMBEDDED_TRANSFER_DATASET, TrainingSettings
-from qatflow.training.data import DataError, QAExample, load_examples
+from qatflow.training.data_sources import DataError
+from qatflow.training.examples import QAExample
+from qatflow.training.qa_data import load_examples
 
 QUESTION_WORDS = (
     "who",
@@ -29,12 +31,12 @@ QUESTION_WORDS = (
 
 @pytest.fixture(scope="module")
 def train() -> list[QAExample]:
-    return synthetic.generate("train", 1000, 42)
+    return synthetic_qa.generate("train", 1000, 42)
 
 
 @pytest.fixture(scope="module")
 def validation() -> list[QAExample]:
-    return synthetic.generate("validation", 400, 42)
+    return synthetic_qa.generate("validation", 400, 42)
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +48,10 @@ def tokenizer():
 
 
 def test_same_seed_same_data_other_seed_other_data():
-    assert synthetic.generate("train", 50, 3) == synthetic.generate("train", 50, 3)
-    assert synthetic.generate("train", 50, 3) != synthetic.generate("train", 50, 4)
+    assert synthetic_qa.generate("train", 50, 3) == synthetic_qa.generate("train", 50, 3)
+    assert synthetic_qa.generate("train", 50, 3) != synthetic_qa.generate("train", 50, 4)
     # a longer split starts with the shorter one: max_train_samples only cuts
-    assert synthetic.generate("train", 80, 3)[:50] == synthetic.generate("train", 50, 3)
+    assert synthetic_qa.generate("train", 80, 3)[:50] == synthetic_qa.generate("train", 50, 3)
 
 
 def test_every_answer_is_where_the_example_says(train, validation):
@@ -101,7 +103,7 @@ def test_many_distinct_names(train):
 
 def test_held_out_phrasings_occur_only_in_the_evaluation_split(train, validation):
     held_out = []
-    for domain in synthetic._DOMAINS:
+    for domain in synthetic_qa._DOMAINS:
         for relation in domain.relations:
             held_out += relation._split["question"][1]
     patterns = [re.compile(re.escape(p).replace(re.escape("{s}"), ".+") + "$") for p in held_out]
@@ -151,7 +153,7 @@ def test_transfer_set_is_hand_written_prose_with_checked_answers(tokenizer):
     assert len({e.context for e in examples}) >= 10
     for example in examples:  # the loader checked every answer's offset; one window each
         assert len(tokenizer(example.question, example.context)["input_ids"]) < 192
-    generated = {e.context for e in synthetic.generate("validation", 200, 0)}
+    generated = {e.context for e in synthetic_qa.generate("validation", 200, 0)}
     assert not generated & {e.context for e in examples}
 
 

@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from qatflow.training.data import QAExample
+from qatflow.training.examples import QAExample
 
 # Share of validation facts and questions worded in held-out phrasings; share of validation
 # paragraphs in the held-out layout; share of contexts padded to several windows.

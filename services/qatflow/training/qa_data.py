@@ -5,30 +5,22 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qatflow.training import synthetic_qa
 from qatflow.training.config import EMBEDDED_QA_DATASET, EMBEDDED_TRANSFER_DATASET
+from qatflow.training.data_sources import (
+    EMBEDDED_PREFIX,
+    EMBEDDED_SIZES,
+    DataError,
+    load_hub,
+    read_text,
+    split_file,
+)
+from qatflow.training.examples import QAExample
 
-EMBEDDED_PREFIX = "embedded:"
 _TRANSFER_FILE = "transfer_qa.json"  # the hand-written set, shipped in this package
-# Sizes of the generated splits; max_train_samples / max_eval_samples cap what is used.
-EMBEDDED_SIZES = {"train": 8000, "validation": 1000}
-
-
-class DataError(RuntimeError):
-    """A data set that cannot be found, read or understood."""
-
-
-@dataclass(frozen=True)
-class QAExample:
-    id: str
-    question: str
-    context: str
-    answers: list[str]
-    answer_starts: list[int]
 
 
 def load_examples(
@@ -48,8 +40,6 @@ def load_examples(
 
 
 def _embedded(dataset: str, split: str, limit: int | None, seed: int) -> list[QAExample]:
-    from qatflow.training import synthetic
-
     if dataset == EMBEDDED_TRANSFER_DATASET:
         if split != "validation":
             raise DataError(
@@ -63,41 +53,9 @@ def _embedded(dataset: str, split: str, limit: int | None, seed: int) -> list[QA
         )
     if split not in EMBEDDED_SIZES:
         raise DataError(f"{EMBEDDED_QA_DATASET} has splits {sorted(EMBEDDED_SIZES)}, not {split!r}")
-    return synthetic.generate(
+    return synthetic_qa.generate(
         split, min(limit or EMBEDDED_SIZES[split], EMBEDDED_SIZES[split]), seed
     )
-
-
-def split_file(directory: Path, split: str, extensions: Sequence[str]) -> Path:
-    """``<directory>/<split>.<ext>`` for the first extension that exists."""
-    for extension in extensions:
-        candidate = directory / f"{split}.{extension}"
-        if candidate.is_file():
-            return candidate
-    names = " / ".join(f"{split}.{extension}" for extension in extensions)
-    raise DataError(f"no {names} in {directory}")
-
-
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"cannot read {path}: {error}") from None
-
-
-def load_hub(dataset: str, split: str, config: str | None) -> Any:
-    """One split of a Hugging Face hub data set (a ``datasets.Dataset``)."""
-    try:
-        import datasets
-    except ImportError:
-        raise DataError(
-            f"{dataset!r} is not a local path; loading hub data sets needs the 'datasets' "
-            "package (pip install datasets)"
-        ) from None
-    try:
-        return datasets.load_dataset(dataset, config, split=split)
-    except Exception as error:  # hub, network and format errors all end the same way
-        raise DataError(f"cannot load {dataset!r} split {split!r} from the hub: {error}") from None
 
 
 def _local(path: Path, split: str) -> list[QAExample]:
