@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qatflow.core.backends import DEFAULT_SERVING_BACKEND, SERVING_BACKENDS
+from qatflow.core.tasks import TASKS, TEXT_CLASSIFICATION
 from qatflow.serving.launcher import ServiceStartError, free_port, start_service
 from qatflow.training.cli import add_settings_arguments, settings_arguments
-from qatflow.training.config import DEFAULT_MODEL_NAMES, TASKS
+from qatflow.training.config import DEFAULT_MODEL_NAMES
 
 if TYPE_CHECKING:
     from qatflow.core.artifacts import ModelVersion
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             service.wait_ready(_READY_TIMEOUT, interval=0.5)
         except ServiceStartError as error:
             raise SystemExit(str(error)) from None
-        if version.task == "text-classification":
+        if version.task == TEXT_CLASSIFICATION:
             with step(log, 3, STEPS, "Classify held-out texts"):
                 _classify(url, version, args.questions)
         else:

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qatflow.client.errors import BadInputError
-
-QUESTION_ANSWERING = "question-answering"
-TEXT_CLASSIFICATION = "text-classification"
+from qatflow.core.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-QUESTION_ANSWERING = "question-answering"
-TEXT_CLASSIFICATION = "text-classification"
-TASKS = (QUESTION_ANSWERING, TEXT_CLASSIFICATION)
+from typing import Final, Literal
+
+QUESTION_ANSWERING: Final = "question-answering"
+TEXT_CLASSIFICATION: Final = "text-classification"
+# The same names as a type, for settings fields (tests/core/test_tasks.py keeps the two equal).
+Task = Literal["question-answering", "text-classification"]
+TASKS: tuple[Task, ...] = (QUESTION_ANSWERING, TEXT_CLASSIFICATION)

@@ -13,6 +13,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from qatflow.core import classification
+from qatflow.core.tasks import TEXT_CLASSIFICATION
 from qatflow.training.batching import length_grouped_batches
 from qatflow.training.classification_data import Columns, load_classification_data
 from qatflow.training.config import TrainingSettings
@@ -24,7 +25,7 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class TextClassificationTask:
-    name = "text-classification"
+    name = TEXT_CLASSIFICATION
     output_names = ("logits",)
     headline_metric = "accuracy"
 

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from qatflow.core.qa import max_question_tokens
 from qatflow.core.settings import Settings
+from qatflow.core.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION, Task
 
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 EMBEDDED_QA_DATASET = "embedded:synthetic-qa"
@@ -16,12 +17,11 @@ EMBEDDED_QA_DATASET = "embedded:synthetic-qa"
 # does on text unlike its training data. One split, ``validation``.
 EMBEDDED_TRANSFER_DATASET = "embedded:transfer-qa"
 EMBEDDED_CLASSIFICATION_DATASET = "embedded:synthetic-sentiment"
-TASKS = ("question-answering", "text-classification")
 # What each task publishes and learns from when model_name / dataset are not set.
-DEFAULT_MODEL_NAMES = {"question-answering": "bert-qa", "text-classification": "bert-classifier"}
+DEFAULT_MODEL_NAMES = {QUESTION_ANSWERING: "bert-qa", TEXT_CLASSIFICATION: "bert-classifier"}
 DEFAULT_DATASETS = {
-    "question-answering": EMBEDDED_QA_DATASET,
-    "text-classification": EMBEDDED_CLASSIFICATION_DATASET,
+    QUESTION_ANSWERING: EMBEDDED_QA_DATASET,
+    TEXT_CLASSIFICATION: EMBEDDED_CLASSIFICATION_DATASET,
 }
 _MIN_QUESTION_TOKENS = 16
 
@@ -31,7 +31,7 @@ class TrainingSettings(Settings):
 
     env_prefix: ClassVar[str] = "QATFLOW_TRAIN_"
 
-    task: Literal["question-answering", "text-classification"] = "question-answering"
+    task: Task = QUESTION_ANSWERING
     """What the model learns: extractive question answering (SQuAD format) or text
     classification of a sentence or a sentence pair (SST-2 / MRPC style)."""
 
@@ -176,7 +176,7 @@ class TrainingSettings(Settings):
     @model_validator(mode="after")
     def _stride_fits(self) -> TrainingSettings:
         room = max_question_tokens(self.max_seq_length, self.doc_stride)
-        if self.task == "question-answering" and room < _MIN_QUESTION_TOKENS:
+        if self.task == QUESTION_ANSWERING and room < _MIN_QUESTION_TOKENS:
             raise ValueError(
                 f"doc_stride ({self.doc_stride}) leaves room for only {room} question tokens in "
                 f"max_seq_length ({self.max_seq_length}); lower doc_stride or raise max_seq_length"

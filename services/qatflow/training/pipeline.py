@@ -30,6 +30,7 @@ import numpy as np
 
 from qatflow.core import artifacts, precision
 from qatflow.core.logs import format_seconds, step
+from qatflow.core.tasks import QUESTION_ANSWERING
 from qatflow.training.config import EMBEDDED_MODEL, TrainingSettings
 from qatflow.training.data_sources import DataError
 from qatflow.training.task import create_task
@@ -262,7 +263,7 @@ class _Job:
                 output_names=self.task.output_names,
                 temperature=settings.distillation_temperature,
                 alpha=settings.distillation_alpha,
-                per_token=settings.task == "question-answering",
+                per_token=settings.task == QUESTION_ANSWERING,
             )
             _on(student, self.device)
             self.timings["distillation_training"] = self._train(

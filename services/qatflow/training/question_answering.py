@@ -14,6 +14,7 @@ from transformers import AutoModelForQuestionAnswering, PreTrainedModel
 
 from qatflow.core import qa
 from qatflow.core.squad import squad_scores
+from qatflow.core.tasks import QUESTION_ANSWERING
 from qatflow.training.batching import length_grouped_batches
 from qatflow.training.config import EMBEDDED_TRANSFER_DATASET, TrainingSettings
 from qatflow.training.examples import QAExample
@@ -25,7 +26,7 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class QuestionAnsweringTask:
-    name = "question-answering"
+    name = QUESTION_ANSWERING
     output_names = ("start_logits", "end_logits")
     headline_metric = "f1"
 
