@@ -11,8 +11,9 @@ from typing import Any
 from qatflow.client.errors import BadInputError, InputMismatchError
 from qatflow.client.grpc_model import GrpcModel
 from qatflow.core import qa
+from qatflow.core.tasks import QUESTION_ANSWERING, TASK_OUTPUTS
 
-_START, _END = "start_logits", "end_logits"
+_START, _END = TASK_OUTPUTS[QUESTION_ANSWERING]
 
 
 class GrpcQuestionAnswering(GrpcModel):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from qatflow.core.tasks import TEXT_CLASSIFICATION
+from qatflow.core.tasks import MODEL_INPUTS, TEXT_CLASSIFICATION
 
 TASK = TEXT_CLASSIFICATION
 
@@ -66,10 +66,7 @@ def encode(
         return_token_type_ids=True,
         return_tensors="np",
     )
-    return {
-        name: np.asarray(encoded[name], dtype=np.int64)
-        for name in ("input_ids", "attention_mask", "token_type_ids")
-    }
+    return {name: np.asarray(encoded[name], dtype=np.int64) for name in MODEL_INPUTS}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from qatflow.core.artifacts import ModelVersion, validate_name
+from qatflow.core.tasks import MODEL_INPUTS, QUESTION_ANSWERING, TASK_OUTPUTS
 
 # The official image the chart runs. 2026.4.0 matches the OpenVINO 2026.4 runtime the model is
 # exported and tested with; it speaks KServe v2 (gRPC and REST) only, no TF-Serving API.
@@ -23,8 +24,8 @@ MODELS_MOUNT = "/models"
 CONFIG_MOUNT = "/config/config.json"
 # What the artifact contract publishes when no model exists yet to read them from (a
 # text-classification version names its own outputs, ["logits"], in its manifest).
-CONTRACT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-CONTRACT_OUTPUTS = ("start_logits", "end_logits")
+CONTRACT_INPUTS = MODEL_INPUTS
+CONTRACT_OUTPUTS = TASK_OUTPUTS[QUESTION_ANSWERING]
 # Batch and sequence length both free: one compiled model serves any request shape.
 DYNAMIC_SHAPE = "(-1,-1)"
 

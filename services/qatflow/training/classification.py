@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from qatflow.core import classification
-from qatflow.core.tasks import TEXT_CLASSIFICATION
+from qatflow.core.tasks import MODEL_INPUTS, TASK_OUTPUTS, TEXT_CLASSIFICATION
 from qatflow.training.batching import length_grouped_batches
 from qatflow.training.classification_data import Columns, load_classification_data
 from qatflow.training.config import TrainingSettings
@@ -21,12 +21,11 @@ from qatflow.training.examples import ClassificationExample
 from qatflow.training.task import Infer
 
 log = logging.getLogger(__name__)
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class TextClassificationTask:
     name = TEXT_CLASSIFICATION
-    output_names = ("logits",)
+    output_names = TASK_OUTPUTS[TEXT_CLASSIFICATION]
     headline_metric = "accuracy"
 
     def __init__(self, settings: TrainingSettings, tokenizer: Any) -> None:
@@ -115,7 +114,7 @@ class TextClassificationTask:
         return {
             "task": self.name,
             "max_seq_length": self.settings.max_seq_length,
-            "inputs": list(INPUT_NAMES),
+            "inputs": list(MODEL_INPUTS),
             "outputs": list(self.output_names),
             "labels": list(self.labels),
             "text_pair": self.text_pair,
@@ -130,7 +129,7 @@ class TextClassificationTask:
             max_length=self.settings.max_seq_length,
             return_token_type_ids=True,
         )
-        return [{name: encoded[name][i] for name in INPUT_NAMES} for i in range(len(examples))]
+        return [{name: encoded[name][i] for name in MODEL_INPUTS} for i in range(len(examples))]
 
     def _arrays(self, inputs: list[dict[str, list[int]]]) -> dict[str, np.ndarray]:
         """Right-padded int64 arrays, as the serving side builds them."""
@@ -138,7 +137,7 @@ class TextClassificationTask:
         pad = {"input_ids": self.tokenizer.pad_token_id, "attention_mask": 0, "token_type_ids": 0}
         arrays = {name: np.full((len(inputs), width), pad[name], dtype=np.int64) for name in pad}
         for row, item in enumerate(inputs):
-            for name in INPUT_NAMES:
+            for name in MODEL_INPUTS:
                 arrays[name][row, : len(item[name])] = item[name]
         return arrays
 

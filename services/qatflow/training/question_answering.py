@@ -14,7 +14,7 @@ from transformers import AutoModelForQuestionAnswering, PreTrainedModel
 
 from qatflow.core import qa
 from qatflow.core.squad import squad_scores
-from qatflow.core.tasks import QUESTION_ANSWERING
+from qatflow.core.tasks import MODEL_INPUTS, QUESTION_ANSWERING, TASK_OUTPUTS
 from qatflow.training.batching import length_grouped_batches
 from qatflow.training.config import EMBEDDED_TRANSFER_DATASET, TrainingSettings
 from qatflow.training.examples import QAExample
@@ -22,12 +22,11 @@ from qatflow.training.qa_data import load_examples
 from qatflow.training.task import Infer
 
 log = logging.getLogger(__name__)
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class QuestionAnsweringTask:
     name = QUESTION_ANSWERING
-    output_names = ("start_logits", "end_logits")
+    output_names = TASK_OUTPUTS[QUESTION_ANSWERING]
     headline_metric = "f1"
 
     def __init__(self, settings: TrainingSettings, tokenizer: Any) -> None:
@@ -142,7 +141,7 @@ class QuestionAnsweringTask:
             "max_seq_length": self.settings.max_seq_length,
             "doc_stride": self.settings.doc_stride,
             "max_answer_length": self.settings.max_answer_length,
-            "inputs": list(INPUT_NAMES),
+            "inputs": list(MODEL_INPUTS),
             "outputs": list(self.output_names),
         }
 
@@ -172,4 +171,4 @@ class QuestionAnsweringTask:
 
     def _tensors(self, features: list[qa.Feature]) -> dict[str, torch.Tensor]:
         arrays = qa.pad(features, self.tokenizer.pad_token_id)
-        return {name: torch.from_numpy(arrays[name]) for name in INPUT_NAMES}
+        return {name: torch.from_numpy(arrays[name]) for name in MODEL_INPUTS}

@@ -22,12 +22,11 @@ import numpy as np
 from qatflow.core import classification, qa
 from qatflow.core.artifacts import ModelVersion
 from qatflow.core.backends import ServingBackend
-from qatflow.core.tasks import QUESTION_ANSWERING, TASKS, TEXT_CLASSIFICATION
+from qatflow.core.tasks import QUESTION_ANSWERING, TASK_OUTPUTS, TASKS, TEXT_CLASSIFICATION
 from qatflow.serving.batching import Batcher, BatchObserver
 from qatflow.serving.settings import ServeSettings
 
 # The outputs each task's model has, when an older manifest does not name them.
-TASK_OUTPUTS = {QUESTION_ANSWERING: ["start_logits", "end_logits"], TEXT_CLASSIFICATION: ["logits"]}
 
 log = logging.getLogger("qatflow.serving")
 
