@@ -70,34 +70,44 @@ class Step:
 
 # The README's "Use it" list in order, on models it trains itself, with training.md's and the
 # clients of docs/kubernetes.md and docs/docker.md that ask those models (bert-qa).
-USE = (
-    Step(
-        ".venv/bin/qatflow train --config my.yaml --set epochs=2 --output-dir models",
-        "published bert-qa version 1",
+USE: tuple[Step | tuple[Step, ...], ...] = (
+    # The trainings two at a time (a tuple runs together), as a user with two terminals would:
+    # one core each.
+    (
+        Step(
+            ".venv/bin/qatflow train --config my.yaml --set epochs=2 --output-dir models",
+            "published bert-qa version 1",
+        ),
+        Step(
+            ".venv/bin/qatflow train --set task=text-classification --output-dir models",
+            "published bert-classifier version 1",
+            model="classifier",
+        ),
     ),
-    # Distils from the FP32 model the run above left in models/.work.
-    Step(
-        "qatflow train --preset distillation --set teacher_model=models/.work/bert-qa-fp32",
-        "published bert-qa version 2",
+    (
+        # Distils from the FP32 model the first run left in models/.work.
+        Step(
+            "qatflow train --preset distillation --set teacher_model=models/.work/bert-qa-fp32",
+            "published bert-qa version 2",
+        ),
+        Step(
+            "qatflow train --set task=text-classification "
+            "--set dataset=embedded:synthetic-paraphrase --set model_name=bert-paraphrase",
+            "published bert-paraphrase version 1",
+            model="classifier",
+        ),
     ),
-    Step(
-        ".venv/bin/qatflow train --preset distillation_qat --output-dir models",
-        "published bert-qa version 3",
-    ),
-    Step(
-        ".venv/bin/torchrun --standalone --nproc-per-node=2 --no-python .venv/bin/qatflow train",
-        "[rank 0/2] published bert-qa version 4",
-    ),
-    Step(
-        ".venv/bin/qatflow train --set task=text-classification --output-dir models",
-        "published bert-classifier version 1",
-        model="classifier",
-    ),
-    Step(
-        "qatflow train --set task=text-classification "
-        "--set dataset=embedded:synthetic-paraphrase --set model_name=bert-paraphrase",
-        "published bert-paraphrase version 1",
-        model="classifier",
+    # Versions 3 and 4, in the order they finish.
+    (
+        Step(
+            ".venv/bin/qatflow train --preset distillation_qat --output-dir models",
+            "published bert-qa version ",
+        ),
+        Step(
+            ".venv/bin/torchrun --standalone --nproc-per-node=2 --no-python "
+            ".venv/bin/qatflow train",
+            "[rank 0/2] published bert-qa version ",
+        ),
     ),
     Step(
         ".venv/bin/qatflow serve --backend optimum --models-dir models --model-name bert-qa "
@@ -149,19 +159,22 @@ USE = (
 )
 
 # docs/serving.md and docs/ovms.md on the tests' published question-answering model (tiny-qa).
-QA_REFERENCE = (
-    # Without --port: the default, 8080.
-    Step("qatflow serve --backend optimum --models-dir models", "", serves=8080),
+QA_REFERENCE: tuple[Step | tuple[Step, ...], ...] = (
+    (
+        # Without --port: the default, 8080.
+        Step("qatflow serve --backend optimum --models-dir models", "", serves=8080),
+        Step(
+            "qatflow serve --backend onnxruntime --models-dir models --model-name tiny-qa "
+            "--port 8081",
+            "",
+            serves=8081,
+        ),
+    ),
     Step(
         "curl -s localhost:8080/v1/question-answering -H 'content-type: application/json' "
         '-d \'{"question": "Where does Thea Eckhart live?", '
         '"context": "Thea Eckhart, a botanist, lives in Velmora."}\'',
         '"answer":',
-    ),
-    Step(
-        "qatflow serve --backend onnxruntime --models-dir models --model-name tiny-qa --port 8081",
-        "",
-        serves=8081,
     ),
     Step("qatflow ask --url http://127.0.0.1:8080 --input questions.csv --json", '"answer":'),
     Step("qatflow ovms-config --model tiny-qa", '"base_path": "/models/tiny-qa"'),
@@ -226,7 +239,11 @@ CLASSIFIER_REFERENCE = (
     ),
 )
 
-SCENARIOS = {"use": USE, "qa-reference": QA_REFERENCE, "classifier-reference": CLASSIFIER_REFERENCE}
+SCENARIOS: dict[str, tuple[Step | tuple[Step, ...], ...]] = {
+    "use": USE,
+    "qa-reference": QA_REFERENCE,
+    "classifier-reference": CLASSIFIER_REFERENCE,
+}
 
 _TEST_TIER = "a test tier of its own: `make test` (or the tier's make target) runs it"
 _DOCKER = "needs a Docker engine and the images: the e2e tier (tests/docker, `make e2e`) runs it"
@@ -298,7 +315,7 @@ NOT_HERE = {
 
 def test_every_documented_command_is_run_or_says_why_not() -> None:
     documented = {command.key: command for command in documented_commands()}
-    run = {" ".join(step.command.split()) for steps in SCENARIOS.values() for step in steps}
+    run = {" ".join(step.command.split()) for steps in SCENARIOS.values() for step in _each(steps)}
     unaccounted = set(documented) - run - set(NOT_HERE)
     assert not unaccounted, "documented but neither run nor excused: " + "; ".join(
         f"{documented[key].document}:{documented[key].line} {key}" for key in sorted(unaccounted)
@@ -306,6 +323,10 @@ def test_every_documented_command_is_run_or_says_why_not() -> None:
     # And nothing is run or excused that the docs no longer say.
     assert (run | set(NOT_HERE)) <= set(documented), sorted((run | set(NOT_HERE)) - set(documented))
     assert not run & set(NOT_HERE), sorted(run & set(NOT_HERE))
+
+
+def _each(steps: tuple[Step | tuple[Step, ...], ...]) -> list[Step]:
+    return [step for item in steps for step in (item if isinstance(item, tuple) else (item,))]
 
 
 def test_cluster_commands_are_where_the_cluster_tier_reads() -> None:
@@ -320,8 +341,8 @@ def test_cluster_commands_are_where_the_cluster_tier_reads() -> None:
 
 def tiny_environment(model: str, model_dir: Path) -> dict[str, str]:
     """The tests' tiny run as ``QATFLOW_TRAIN_*`` variables, smaller still: data for a few
-    batches (enough for two ranks), one student layer. The published name and the models
-    directory are left to the commands."""
+    batches (enough for two ranks), one student layer, no transfer-set evaluation. The published
+    name and the models directory are left to the commands."""
     if model == "qa":
         settings = tiny_training_overrides(model_dir, Path("unused"))
     else:
@@ -335,6 +356,7 @@ def tiny_environment(model: str, model_dir: Path) -> dict[str, str]:
         qat_epochs=0.25,
         calibration_samples=8,
         student_layers=1,
+        transfer_eval=False,
     )
     return {TrainingSettings.env_name(key): str(value) for key, value in settings.items()}
 
@@ -420,35 +442,45 @@ class Scenario:
             for command, code in stopped:
                 assert code == 0, f"{command} exited {code} on SIGTERM"
 
-    def run(self, steps: tuple[Step, ...]) -> None:
-        commands = documented_commands()
-        for step in steps:
-            text = as_written(commands, step.command)
-            for placeholder, replacement in step.substitute:
-                text = text.replace(placeholder, replacement)
-            text = _PORTS.sub(lambda match: str(self.ports[int(match.group())]), text)
-            model_dir = self.models.get(step.model)
-            tiny = tiny_environment(step.model, model_dir) if model_dir else {}
-            env = {**self.env, **tiny, **step.env}
-            if "--grpc" in text:
-                self._start_ovms()
-            if step.serves is not None:
-                self._serve(step, text, env)
-                continue
-            script = "\n".join(filter(None, ("set -e", text, step.then)))
-            result = subprocess.run(
-                ["bash", "-c", script],
-                cwd=self.scratch,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            said = result.stdout + result.stderr
-            assert result.returncode == 0, f"{text}\n{said}"
-            assert step.expect in said, f"{text}\n{said}"
+    def run(self, steps: tuple[Step | tuple[Step, ...], ...]) -> None:
+        for item in steps:
+            together = item if isinstance(item, tuple) else (item,)
+            started, services = [], []
+            for step in together:
+                text, env = self._prepared(step)
+                if step.serves is not None:
+                    services.append(self._serve(step, text, env))
+                    continue
+                script = "\n".join(filter(None, ("set -e", text, step.then)))
+                process = subprocess.Popen(
+                    ["bash", "-c", script],
+                    cwd=self.scratch,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                started.append((step, text, process))
+            for service in services:
+                service.wait_ready(120)
+            for step, text, process in started:
+                said, _ = process.communicate(timeout=300)
+                assert process.returncode == 0, f"{text}\n{said}"
+                assert step.expect in said, f"{text}\n{said}"
 
-    def _serve(self, step: Step, text: str, env: dict[str, str]) -> None:
+    def _prepared(self, step: Step) -> tuple[str, dict[str, str]]:
+        """The command as bash runs it here, and its environment."""
+        text = as_written(documented_commands(), step.command)
+        for placeholder, replacement in step.substitute:
+            text = text.replace(placeholder, replacement)
+        text = _PORTS.sub(lambda match: str(self.ports[int(match.group())]), text)
+        model_dir = self.models.get(step.model)
+        tiny = tiny_environment(step.model, model_dir) if model_dir else {}
+        if "--grpc" in text:
+            self._start_ovms()
+        return text, {**self.env, **tiny, **step.env}
+
+    def _serve(self, step: Step, text: str, env: dict[str, str]) -> ServiceProcess:
         assert step.serves is not None
         port = self.ports[step.serves]
         # Only a service started without --port reads it.
@@ -458,7 +490,7 @@ class Scenario:
             ["bash", "-c", text], env, f"http://127.0.0.1:{port}", log, cwd=self.scratch
         )
         self.services.append((text, service))
-        service.wait_ready(120)
+        return service
 
     def _start_ovms(self) -> None:
         if self.ovms is None:
