@@ -10,8 +10,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
-# helm, kubectl and `qatflow status`: what needs a cluster (tests/cluster runs those).
+# helm, kubectl and `qatflow status`: what needs a cluster, and the documents that show them
+# (tests/cluster/test_documented_commands.py runs those).
 CLUSTER_COMMAND = re.compile(r"(^|\$\()\s*(\S*/)?(helm|kubectl|qatflow status)\s")
+CLUSTER_DOCUMENTS = ("README.md", "docs/kubernetes.md", "helm/qat/README.md")
 
 
 @dataclass(frozen=True)

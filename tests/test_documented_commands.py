@@ -10,7 +10,7 @@ What the runs change, and only this:
   (``tiny_environment``); a command's own ``--set``, ``--preset`` and ``--config`` apply over
   them or under them exactly as the docs say (``--set`` beats the environment, which beats
   presets and files). The environment also sets ``student_layers: 1`` (the tiny models have 2);
-- documented ports (8080, 8081, 8082, 9000) become free loopback ports, since other test runs
+- documented ports (``DOCUMENTED_PORTS``) become free loopback ports, since other test runs
   share this machine; a service started without ``--port`` gets its port from
   ``QATFLOW_SERVE_PORT``;
 - a placeholder is replaced where the docs use one (each ``Step.substitute`` says which).
@@ -34,15 +34,15 @@ import pytest
 from qatflow.serving.launcher import ServiceProcess, free_port
 from qatflow.training.config import TrainingSettings
 from tests.conftest import tiny_classifier_overrides, tiny_training_overrides
-from tests.documented import CLUSTER_COMMAND, REPO, Documented, as_written
+from tests.documented import CLUSTER_COMMAND, CLUSTER_DOCUMENTS, REPO, Documented, as_written
 from tests.documented import documented_commands as commands_in
 from tests.ovms_fixture_server import FixtureServer
 
 DOCUMENTS = ("README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")))
-# The documents whose cluster commands tests/cluster/test_documented_commands.py runs.
-CLUSTER_DOCUMENTS = ("README.md", "docs/kubernetes.md")
 _ANY = re.compile(r"\S")
-_PORTS = re.compile(r"\b(8080|8081|8082|9000)\b")
+# The ports the docs give services (8082: one more service started without --port).
+DOCUMENTED_PORTS = (8080, 8081, 8082, 9000)
+_PORTS = re.compile(r"\b({})\b".format("|".join(map(str, DOCUMENTED_PORTS))))
 
 
 def documented_commands() -> list[Documented]:
@@ -411,7 +411,7 @@ class Scenario:
     ) -> None:
         self.scratch = scratch
         self.models = models
-        self.ports = {port: free_port() for port in (8080, 8081, 8082, 9000)}
+        self.ports = {port: free_port() for port in DOCUMENTED_PORTS}
         for port, other in (same_port or {}).items():
             self.ports[port] = self.ports[other]
         self.services: list[tuple[str, ServiceProcess]] = []

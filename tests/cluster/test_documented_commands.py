@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.documented import CLUSTER_COMMAND, Documented, as_written
+from tests.documented import CLUSTER_COMMAND, CLUSTER_DOCUMENTS, Documented, as_written
 from tests.documented import documented_commands as commands_in
 
 from .conftest import Namespace
@@ -21,11 +21,9 @@ from .training_run import TRAINING_LOG, TRAINS
 
 pytestmark = pytest.mark.cluster
 
-DOCUMENTS = ("README.md", "docs/kubernetes.md", "helm/qat/README.md")
-
 
 def documented_commands() -> list[Documented]:
-    return commands_in(DOCUMENTS, CLUSTER_COMMAND)
+    return commands_in(CLUSTER_DOCUMENTS, CLUSTER_COMMAND)
 
 
 @dataclass(frozen=True)
