@@ -109,52 +109,58 @@ USE: tuple[Step | tuple[Step, ...], ...] = (
             "[rank 0/2] published bert-qa version ",
         ),
     ),
-    Step(
-        ".venv/bin/qatflow serve --backend optimum --models-dir models --model-name bert-qa "
-        "--port 8080",
-        "",
-        serves=8080,
+    # The services and the commands that need none of them, then every client at once.
+    (
+        Step(
+            ".venv/bin/qatflow serve --backend optimum --models-dir models --model-name bert-qa "
+            "--port 8080",
+            "",
+            serves=8080,
+        ),
+        Step(
+            ".venv/bin/qatflow serve --backend optimum --models-dir models "
+            "--model-name bert-classifier --port 8081",
+            "",
+            serves=8081,
+        ),
+        Step(
+            ".venv/bin/qatflow ovms-config --models-dir models --model bert-qa",
+            '"base_path": "/models/bert-qa"',
+        ),
     ),
-    Step(
-        '.venv/bin/qatflow ask --url http://127.0.0.1:8080 --question "Who?" --context "..."',
-        "Who?",
-    ),
-    Step(
-        'qatflow ask --url http://127.0.0.1:8080 --question "Where was Alma Bergmann born?" '
-        '--context "Alma Bergmann was born in Velmora. '
-        'Bruno Kessler works as a florist in Tarnow."',
-        "Where was Alma Bergmann born?",
-    ),
-    Step('qatflow ask --url http://127.0.0.1:8080 --question "..." --context "..."', "span"),
-    Step(
-        ".venv/bin/qatflow serve --backend optimum --models-dir models "
-        "--model-name bert-classifier --port 8081",
-        "",
-        serves=8081,
-    ),
-    Step(
-        '.venv/bin/qatflow ask --url http://127.0.0.1:8081 --text "The blender is wonderful."',
-        "The blender is wonderful.",
-    ),
-    Step(
-        ".venv/bin/qatflow ovms-config --models-dir models --model bert-qa",
-        '"base_path": "/models/bert-qa"',
-    ),
-    Step(
-        ".venv/bin/qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model bert-qa "
-        "--models-dir models ...",
-        "Who?",
-        substitute=(("...", '--question "Who?" --context "..."'),),
-    ),
-    Step(
-        "qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model bert-qa --models-dir ./models "
-        '--question "Where was Alma Bergmann born?" --context "Alma Bergmann was born in Velmora."',
-        "Where was Alma Bergmann born?",
-    ),
-    Step(
-        "qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model bert-qa --models-dir ./models "
-        '--question "..." --context "..."',
-        "span",
+    (
+        Step(
+            '.venv/bin/qatflow ask --url http://127.0.0.1:8080 --question "Who?" --context "..."',
+            "Who?",
+        ),
+        Step(
+            'qatflow ask --url http://127.0.0.1:8080 --question "Where was Alma Bergmann born?" '
+            '--context "Alma Bergmann was born in Velmora. '
+            'Bruno Kessler works as a florist in Tarnow."',
+            "Where was Alma Bergmann born?",
+        ),
+        Step('qatflow ask --url http://127.0.0.1:8080 --question "..." --context "..."', "span"),
+        Step(
+            '.venv/bin/qatflow ask --url http://127.0.0.1:8081 --text "The blender is wonderful."',
+            "The blender is wonderful.",
+        ),
+        Step(
+            ".venv/bin/qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model bert-qa "
+            "--models-dir models ...",
+            "Who?",
+            substitute=(("...", '--question "Who?" --context "..."'),),
+        ),
+        Step(
+            "qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model bert-qa "
+            '--models-dir ./models --question "Where was Alma Bergmann born?" '
+            '--context "Alma Bergmann was born in Velmora."',
+            "Where was Alma Bergmann born?",
+        ),
+        Step(
+            "qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model bert-qa "
+            '--models-dir ./models --question "..." --context "..."',
+            "span",
+        ),
     ),
 )
 
@@ -169,73 +175,77 @@ QA_REFERENCE: tuple[Step | tuple[Step, ...], ...] = (
             "",
             serves=8081,
         ),
+        # The container's settings: /models is the volume's path in the container. The
+        # default port 8080 is the first service's here, so this one takes 8082.
+        Step(
+            "QATFLOW_SERVE_BACKEND=onnxruntime QATFLOW_SERVE_MODELS_DIR=/models "
+            "QATFLOW_SERVE_PERFORMANCE_HINT=THROUGHPUT "
+            "QATFLOW_SERVE_ORT_PROVIDER_OPTIONS='{\"num_streams\": 2}' python -m qatflow.serving",
+            "",
+            serves=8082,
+            substitute=(("=/models", "=models"),),
+        ),
+        Step("qatflow ovms-config --model tiny-qa", '"base_path": "/models/tiny-qa"'),
+        Step(
+            "qatflow ovms-config --model tiny-qa --models-dir models --output config.json",
+            '"base_path": "/models/tiny-qa"',
+            then="cat config.json",
+        ),
     ),
-    Step(
-        "curl -s localhost:8080/v1/question-answering -H 'content-type: application/json' "
-        '-d \'{"question": "Where does Thea Eckhart live?", '
-        '"context": "Thea Eckhart, a botanist, lives in Velmora."}\'',
-        '"answer":',
-    ),
-    Step("qatflow ask --url http://127.0.0.1:8080 --input questions.csv --json", '"answer":'),
-    Step("qatflow ovms-config --model tiny-qa", '"base_path": "/models/tiny-qa"'),
-    Step(
-        "qatflow ovms-config --model tiny-qa --models-dir models --output config.json",
-        '"base_path": "/models/tiny-qa"',
-        then="cat config.json",
-    ),
-    Step(
-        "qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model tiny-qa --models-dir models "
-        '--question "Who is the employer of Ulla Fromberg?" '
-        '--context "Ulla Fromberg works for Velmora Shipping. '
-        'Felix Abendroth works for Castell Glass."',
-        "Who is the employer of Ulla Fromberg?",
-    ),
-    Step(
-        "qatflow ask --grpc 127.0.0.1:9000 --models-dir models --input questions.jsonl "
-        "--iterations 200",
-        "200 requests: p50",
-    ),
-    # The container's settings: /models is the volume's path in the container. The default
-    # port 8080 is the first service's here, so this one takes 8082.
-    Step(
-        "QATFLOW_SERVE_BACKEND=onnxruntime QATFLOW_SERVE_MODELS_DIR=/models "
-        "QATFLOW_SERVE_PERFORMANCE_HINT=THROUGHPUT "
-        "QATFLOW_SERVE_ORT_PROVIDER_OPTIONS='{\"num_streams\": 2}' python -m qatflow.serving",
-        "",
-        serves=8082,
-        substitute=(("=/models", "=models"),),
+    (
+        Step(
+            "curl -s localhost:8080/v1/question-answering -H 'content-type: application/json' "
+            '-d \'{"question": "Where does Thea Eckhart live?", '
+            '"context": "Thea Eckhart, a botanist, lives in Velmora."}\'',
+            '"answer":',
+        ),
+        Step("qatflow ask --url http://127.0.0.1:8080 --input questions.csv --json", '"answer":'),
+        Step(
+            "qatflow ask --grpc 127.0.0.1:9000 --protocol kserve --model tiny-qa "
+            '--models-dir models --question "Who is the employer of Ulla Fromberg?" '
+            '--context "Ulla Fromberg works for Velmora Shipping. '
+            'Felix Abendroth works for Castell Glass."',
+            "Who is the employer of Ulla Fromberg?",
+        ),
+        Step(
+            "qatflow ask --grpc 127.0.0.1:9000 --models-dir models --input questions.jsonl "
+            "--iterations 200",
+            "200 requests: p50",
+        ),
     ),
 )
 
 # docs/serving.md and docs/ovms.md on the tests' published classifier (tiny-classifier).
-CLASSIFIER_REFERENCE = (
+CLASSIFIER_REFERENCE: tuple[Step | tuple[Step, ...], ...] = (
     # The containers' entry point: its settings from QATFLOW_SERVE_* (here: the models dir).
     Step("python -m qatflow.serving", "", serves=8080, env={"QATFLOW_SERVE_MODELS_DIR": "models"}),
-    Step(
-        "curl -s localhost:8080/v1/text-classification -H 'content-type: application/json' "
-        '-d \'{"text": "The blender is wonderful."}\'',
-        '"label":',
-    ),
-    Step(
-        "curl -s localhost:8080/v1/text-classification -H 'content-type: application/json' "
-        '-d \'{"text": "The blender is wonderful.", "top_k": 2}\'',
-        '"labels":[{"label":',
-    ),
-    Step(
-        "curl -s localhost:8080/v1/text-classification -H 'content-type: application/json' "
-        '-d \'{"inputs": [{"text": "The kettle broke after a week."}, '
-        '{"text": "I love this lamp."}]}\'',
-        '"outputs":[{"label":',
-    ),
-    # docs/ovms.md's classifier service at 8081: the same service here.
-    Step(
-        'qatflow ask --url http://127.0.0.1:8081 --text "The blender is wonderful."',
-        "The blender is wonderful.",
-    ),
-    Step(
-        "qatflow ask --grpc 127.0.0.1:9000 --protocol tfs --model tiny-classifier "
-        '--models-dir models --text "The blender is wonderful." --top-k 2',
-        "The blender is wonderful.",
+    (
+        Step(
+            "curl -s localhost:8080/v1/text-classification -H 'content-type: application/json' "
+            '-d \'{"text": "The blender is wonderful."}\'',
+            '"label":',
+        ),
+        Step(
+            "curl -s localhost:8080/v1/text-classification -H 'content-type: application/json' "
+            '-d \'{"text": "The blender is wonderful.", "top_k": 2}\'',
+            '"labels":[{"label":',
+        ),
+        Step(
+            "curl -s localhost:8080/v1/text-classification -H 'content-type: application/json' "
+            '-d \'{"inputs": [{"text": "The kettle broke after a week."}, '
+            '{"text": "I love this lamp."}]}\'',
+            '"outputs":[{"label":',
+        ),
+        # docs/ovms.md's classifier service at 8081: the same service here.
+        Step(
+            'qatflow ask --url http://127.0.0.1:8081 --text "The blender is wonderful."',
+            "The blender is wonderful.",
+        ),
+        Step(
+            "qatflow ask --grpc 127.0.0.1:9000 --protocol tfs --model tiny-classifier "
+            '--models-dir models --text "The blender is wonderful." --top-k 2',
+            "The blender is wonderful.",
+        ),
     ),
 )
 
