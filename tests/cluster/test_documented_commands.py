@@ -9,54 +9,21 @@ lines of training_run.py, ``helm test`` pods succeed, inference pods report Read
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import pytest
 
-from .conftest import REPO, Namespace
+from tests.documented import CLUSTER_COMMAND, CLUSTER_DOCUMENTS, Documented, as_written
+from tests.documented import documented_commands as commands_in
+
+from .conftest import Namespace
 from .training_run import TRAINING_LOG, TRAINS
 
 pytestmark = pytest.mark.cluster
 
-DOCUMENTS = ("README.md", "docs/kubernetes.md", "helm/qat/README.md")
-_FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
-_CLUSTER_COMMAND = re.compile(r"(^|\$\()\s*(\S*/)?(helm|kubectl|qatflow status)\s")
-
-
-@dataclass(frozen=True)
-class Documented:
-    document: str
-    line: int
-    # As bash gets it: continuation lines joined, the trailing comment dropped.
-    text: str
-
-    @property
-    def key(self) -> str:
-        return " ".join(self.text.split())
-
 
 def documented_commands() -> list[Documented]:
-    commands = []
-    for document in DOCUMENTS:
-        text = (REPO / document).read_text(encoding="utf-8")
-        for fence in _FENCE.finditer(text):
-            if fence.group(1) not in ("bash", "sh", ""):
-                continue
-            first = text[: fence.start(2)].count("\n") + 1
-            pending, start = "", first
-            for number, line in enumerate(fence.group(2).splitlines(), first):
-                if not pending:
-                    start = number
-                code = line.split(" #", 1)[0].rstrip() if not line.lstrip().startswith("#") else ""
-                if code.endswith("\\"):
-                    pending += code[:-1] + " "
-                    continue
-                command = (pending + code).strip()
-                pending = ""
-                if _CLUSTER_COMMAND.search(command):
-                    commands.append(Documented(document, start, command))
-    return commands
+    return commands_in(CLUSTER_DOCUMENTS, CLUSTER_COMMAND)
 
 
 @dataclass(frozen=True)
@@ -230,7 +197,4 @@ def test_documented_commands_run(namespace: Namespace, scenario: str) -> None:
 
 def documented(key: str) -> str:
     """The command as the docs write it, found by its words."""
-    for command in documented_commands():
-        if command.key == " ".join(key.split()):
-            return command.text
-    raise AssertionError(f"no longer documented: {key}")
+    return as_written(documented_commands(), key)

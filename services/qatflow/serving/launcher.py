@@ -92,9 +92,11 @@ class ServiceProcess:
         log_path: Path | None = None,
         *,
         log_tail: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
-        """Start ``command``; its output goes to ``log_path`` (None: this process's stdout and
-        stderr). Errors quote the last ``log_tail`` characters of the log (None: all of it)."""
+        """Start ``command`` (in ``cwd``, default this process's); its output goes to
+        ``log_path`` (None: this process's stdout and stderr). Errors quote the last ``log_tail``
+        characters of the log (None: all of it)."""
         self.url = url
         self.log_path = log_path
         self.log_tail = log_tail
@@ -103,6 +105,7 @@ class ServiceProcess:
             self.process = subprocess.Popen(
                 list(command),
                 env=dict(env),
+                cwd=cwd,
                 stdout=self._log,
                 stderr=subprocess.STDOUT if self._log is not None else None,
             )
