@@ -117,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     from qatflow.core.logs import configure_logging
 
     configure_logging()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the steps
     if not args.models_dir.is_dir():
         log.error("models directory %s does not exist: run `make train` first", args.models_dir)
         return EXIT_BAD_INPUT

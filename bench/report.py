@@ -338,6 +338,18 @@ def _serving(report: dict[str, Any]) -> list[str]:
         )
     elif "skipped" in grpc:
         rows.append(f"\ngRPC: skipped ({grpc['skipped']})")
+    client_cpu = [
+        level["client_cpu_ms"]
+        for value in http.values()
+        for level in [*value["latency"].values(), *value["concurrency"].values()]
+        if "client_cpu_ms" in level
+    ]
+    if client_cpu:
+        rows.append(
+            "\nThe HTTP load generator (`bench/http_load.py`: the request encoded once, one "
+            "keep-alive connection per client) shares the cores with the service; it spent "
+            f"{min(client_cpu):.2f}–{max(client_cpu):.2f} ms of CPU per request."
+        )
     if torch_rss:
         rows.append(
             "\nPyTorch FP32 eager in a bare process (load + one inference): "

@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from bench import http_load
 from bench.measure import latency
 from qatflow.client.bench import summarize
 from qatflow.serving.launcher import start_service
 
 _READY_TIMEOUT = 300.0  # importing and compiling on a busy 2-core machine
 _REQUEST_TIMEOUT = 120.0
+_QA_PATH = "/v1/question-answering"
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -94,58 +94,39 @@ def http_latency(
     url: str, body: dict[str, Any], *, warmup: int, iterations: int, budget_s: float
 ) -> dict[str, Any]:
     """One client, one request at a time: the latency a lone user sees."""
-    with httpx.Client(base_url=url, timeout=_REQUEST_TIMEOUT) as client:
-        answers: list[dict[str, Any]] = []
+    connection = http_load.Connection(url, _QA_PATH, body)
+    loop = asyncio.new_event_loop()
+    answers: list[dict[str, Any]] = []
+    try:
+        cpu = time.process_time()
         summary = latency(
-            lambda: answers.append(_post(client, body)),
+            lambda: answers.append(http_load.checked(loop.run_until_complete(connection.post()))),
             warmup=warmup,
             iterations=iterations,
             budget_s=budget_s,
         )
-    return {**summary, "answer": answers[-1]}
+        cpu = time.process_time() - cpu
+    finally:
+        loop.run_until_complete(connection.close())
+        loop.close()
+    return {**summary, "client_cpu_ms": _per_request_ms(cpu, len(answers)), "answer": answers[-1]}
 
 
 def http_concurrent(url: str, body: dict[str, Any], clients: int, requests: int) -> dict[str, Any]:
     """``clients`` concurrent clients share ``requests`` requests; 503s are counted, not retried."""
-
-    async def run() -> dict[str, Any]:
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-        async with httpx.AsyncClient(
-            base_url=url, timeout=_REQUEST_TIMEOUT, limits=limits
-        ) as client:
-            remaining = list(range(requests))
-            times: list[float] = []
-            refused = 0
-
-            async def worker() -> None:
-                nonlocal refused
-                while remaining:
-                    remaining.pop()
-                    begin = time.perf_counter()
-                    reply = await client.post("/v1/question-answering", json=body)
-                    if reply.status_code == 503:
-                        refused += 1
-                        continue
-                    reply.raise_for_status()
-                    times.append(time.perf_counter() - begin)
-
-            await asyncio.gather(*(worker() for _ in range(clients)))  # warm every connection
-            remaining.extend(range(requests))
-            times.clear()
-            refused = 0
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(clients)))
-            wall = time.perf_counter() - started
-        summary = summarize(times, wall).as_dict() if times else {}
-        return {**summary, "clients": clients, "refused_503": refused}
-
-    return asyncio.run(run())
+    run = http_load.run_load(url, _QA_PATH, body, clients, requests)
+    summary = summarize(run.times, run.wall).as_dict() if run.times else {}
+    return {
+        **summary,
+        "clients": clients,
+        "refused_503": run.refused,
+        "client_cpu_ms": _per_request_ms(run.client_cpu, len(run.times) + run.refused),
+    }
 
 
-def _post(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
-    reply = client.post("/v1/question-answering", json=body)
-    reply.raise_for_status()
-    return reply.json()
+def _per_request_ms(cpu_seconds: float, requests: int) -> float:
+    """The load generator's own CPU time per request (ms): what it took from the service."""
+    return round(1000 * cpu_seconds / max(requests, 1), 3)
 
 
 def grpc_latency(
