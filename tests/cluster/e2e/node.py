@@ -160,7 +160,8 @@ class RealNode:
         self._terminate("containerd")
         self._kill_shims()
         self._unmount()
-        subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, check=False)
+        if shutil.which("ip"):
+            subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, check=False)
         _remove_empty_cgroups()
 
     def log_tail(self, name: str, lines: int = 30) -> str:

@@ -249,7 +249,7 @@ def test_ovms_up_to_the_image_it_cannot_pull(flow: Flow, questions) -> None:
 
 def test_uninstall_stops_the_services_and_keeps_the_model(flow: Flow) -> None:
     namespace = flow.namespace
-    for release in (SERVING, OVMS, TRAINED):
+    for release in namespace.helm("list", "-q").stdout.split():
         namespace.helm("uninstall", release, "--wait", "--timeout", "120s", timeout=180)
     wait_for(
         lambda: not namespace.objects("pods", "app.kubernetes.io/component=inference"),
@@ -257,10 +257,11 @@ def test_uninstall_stops_the_services_and_keeps_the_model(flow: Flow) -> None:
         "the services' pods to go",
     )
     assert namespace.helm("list", "-q").stdout.strip() == ""
-    # The node runs nothing of the releases any more: the kubelet stopped every container.
+    # The node runs nothing of the releases any more: the kubelet stopped every container
+    # (the sandboxes of deleted pods a moment after their containers).
     node = namespace.cluster.nodes
     assert isinstance(node, RealNode)
-    assert node.running_containers() == []
+    wait_for(lambda: node.running_containers() == [], 60, "the node's containers to stop")
     # Kept, as docs/kubernetes.md says: the claim with the model on it and the finished Job.
     assert [c["metadata"]["name"] for c in namespace.objects("persistentvolumeclaims")] == [CLAIM]
     assert [j["metadata"]["name"] for j in namespace.objects("jobs")] == [f"{TRAINED}-training"]
