@@ -2,9 +2,9 @@
 ``$KUBEBUILDER_ASSETS``) on Debian's containerd, runc and CNI plugins.
 
 containerd runs with its own root, state, runc root, sockets and network namespaces under the
-test's directory, so it never meets the containerd of a Docker engine on the same machine, and
-everything it leaves is removed with that directory. What this machine needs beyond a plain
-install (``../shared/k8s/README.md``, "Nodes"):
+test's directory, so it never meets the containerd of a Docker engine on the same machine; when
+the node stops, what it leaves outside that directory (shims, the bridge, cgroups) goes too.
+What this machine needs beyond a plain install (``../shared/k8s/README.md``, "Nodes"):
 
 - **oom_score_adj.** Root here lacks CAP_SYS_RESOURCE, so runc cannot set the negative
   ``oom_score_adj`` the kubelet asks for sandboxes (-998) and Guaranteed pods (-997).
@@ -61,6 +61,46 @@ PACKAGES = {
     "gcc": "gcc",
 }
 
+# Everything under the node's root; the CRI's sandbox image is the one built here.
+# restrict_oom_score_adj: see the module's docstring.
+CONTAINERD_CONFIG = """\
+version = 2
+root = "{root}/containerd"
+state = "{root}/containerd-state"
+# Snapshotters this machine lacks would only log errors.
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "{socket}"
+[ttrpc]
+  address = "{socket}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{root}/containerd-opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause}"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "{stream_port}"
+  netns_mounts_under_state_dir = true
+  enable_selinux = false
+  restrict_oom_score_adj = true
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  Root = "{root}/runc"
+  SystemdCgroup = false
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "{cni_bin}"
+  conf_dir = "{root}/cni/net.d"
+  max_conf_num = 1
+"""
+
 
 class NodeError(RuntimeError):
     """The node did not come up; the message carries the end of the log that says why."""
@@ -105,7 +145,7 @@ class RealNode:
         for directory in ("logs", "cni/net.d", "pod-logs"):
             (self.root / directory).mkdir(parents=True, exist_ok=True)
         self._start_containerd()
-        self.import_tarball(self._pause_image())
+        self._import(self._pause_image())
         self._start_kubelet()
         self._wait_ready(api)
 
@@ -128,19 +168,6 @@ class RealNode:
                 f"importing {', '.join(images)} failed (docker save exited {saved.returncode}, "
                 f"ctr {imported.returncode}):\n{imported.stderr}"
             )
-
-    def import_tarball(self, path: Path) -> None:
-        with path.open("rb") as tarball:
-            subprocess.run(
-                self._ctr("images", "import", "-"), stdin=tarball, check=True, capture_output=True
-            )
-
-    def images(self) -> list[str]:
-        """References of the images in the CRI's namespace."""
-        result = subprocess.run(
-            self._ctr("images", "list", "--quiet"), capture_output=True, text=True, check=True
-        )
-        return result.stdout.split()
 
     def running_containers(self) -> list[str]:
         """IDs of the containers (pod sandboxes included) that run on the node."""
@@ -171,49 +198,15 @@ class RealNode:
     # -- containerd ---------------------------------------------------------------------------
 
     def _start_containerd(self) -> None:
-        cri = 'plugins."io.containerd.grpc.v1.cri"'
-        config = "\n".join(
-            [
-                "version = 2",
-                f'root = "{self.root / "containerd"}"',
-                f'state = "{self.root / "containerd-state"}"',
-                # Snapshotters this machine lacks would only log errors.
-                'disabled_plugins = ["io.containerd.snapshotter.v1.aufs", '
-                '"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", '
-                '"io.containerd.snapshotter.v1.devmapper"]',
-                "[grpc]",
-                f'  address = "{self.socket}"',
-                "[ttrpc]",
-                f'  address = "{self.socket}.ttrpc"',
-                "[debug]",
-                '  address = ""',
-                "[metrics]",
-                '  address = ""',
-                '[plugins."io.containerd.internal.v1.opt"]',
-                f'  path = "{self.root / "containerd-opt"}"',
-                f"[{cri}]",
-                f'  sandbox_image = "{PAUSE_IMAGE}"',
-                '  stream_server_address = "127.0.0.1"',
-                f'  stream_server_port = "{free_port()}"',
-                "  netns_mounts_under_state_dir = true",
-                "  enable_selinux = false",
-                "  restrict_oom_score_adj = true",  # see the module's docstring
-                f"[{cri}.containerd]",
-                '  snapshotter = "overlayfs"',
-                '  default_runtime_name = "runc"',
-                f"[{cri}.containerd.runtimes.runc]",
-                '  runtime_type = "io.containerd.runc.v2"',
-                f"[{cri}.containerd.runtimes.runc.options]",
-                f'  Root = "{self.root / "runc"}"',
-                "  SystemdCgroup = false",
-                f"[{cri}.cni]",
-                f'  bin_dir = "{CNI_BIN}"',
-                f'  conf_dir = "{self.root / "cni" / "net.d"}"',
-                "  max_conf_num = 1",
-                "",
-            ]
+        (self.root / "containerd.toml").write_text(
+            CONTAINERD_CONFIG.format(
+                root=self.root,
+                socket=self.socket,
+                pause=PAUSE_IMAGE,
+                stream_port=free_port(),
+                cni_bin=CNI_BIN,
+            )
         )
-        (self.root / "containerd.toml").write_text(config)
         (self.root / "cni" / "net.d" / "10-qatflow-e2e.conflist").write_text(
             json.dumps(
                 {
@@ -246,6 +239,12 @@ class RealNode:
 
     def _ctr(self, *args: str) -> list[str]:
         return ["ctr", "--address", str(self.socket), "--namespace", NAMESPACE, *args]
+
+    def _import(self, path: Path) -> None:
+        with path.open("rb") as tarball:
+            subprocess.run(
+                self._ctr("images", "import", "-"), stdin=tarball, check=True, capture_output=True
+            )
 
     def _pause_image(self) -> Path:
         """A one-layer image of ``pause.c`` compiled static, as ``docker save`` writes one."""

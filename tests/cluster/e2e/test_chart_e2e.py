@@ -26,8 +26,10 @@ from typing import Any
 import pytest
 import yaml
 
+from qatflow.cluster import problems
 from qatflow.core.outcome import EXIT_PUBLISHED
 from qatflow.local import free_port
+from tests.chart.conftest import chart_values
 from tests.docker.conftest import SMALL_TRAINING, assert_same_answers, reference_answers
 from tests.docker.engine import RUNTIME_USER
 from tests.docker.test_compose_e2e import UNREACHABLE
@@ -41,7 +43,7 @@ TRAINED = "qatchart"  # trains in its hook and serves with the first backend
 SERVING = "qatserve"  # inference only, on the claim TRAINED trained into
 BACKENDS = {TRAINED: "optimum", SERVING: "onnxruntime"}
 OVMS = "qatovms"
-MODEL = "bert-qa"
+MODEL = chart_values(None)["model"]["name"]
 CLAIM = f"{TRAINED}-models"
 UID = int(RUNTIME_USER.split(":")[0])
 INSTALL_TIMEOUT = "15m"
@@ -129,7 +131,7 @@ def flow(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             )  # fmt: skip
             yield Flow(namespace, models, installed, values)
         finally:
-            for release in (SERVING, OVMS, TRAINED):
+            for release in namespace.helm("list", "-q", check=False).stdout.split():
                 namespace.helm("uninstall", release, "--wait", timeout=180, check=False)
             core.delete_persistent_volume(volume)
 
@@ -165,6 +167,21 @@ def test_the_hook_trains_in_a_real_pod_and_publishes_to_the_claim(flow: Flow) ->
     assert version is not None and (version.name, version.version) == (MODEL, 1)
     assert version.manifest["task"] == "question-answering"
     assert {path.stat().st_uid for path in version.path.rglob("*")} == {UID}
+
+
+def test_status_follows_the_release_to_its_service(flow: Flow) -> None:
+    """``qatflow status`` as docs/kubernetes.md runs it, against the real cluster: the outcome
+    the training pod reported, then the service once its pod is Ready."""
+    namespace = flow.namespace
+    (pod,) = namespace.objects("pods", f"batch.kubernetes.io/job-name={TRAINED}-training")
+    outcome = json.loads(pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"])
+
+    result = status(namespace, TRAINED)
+
+    assert result.returncode == problems.EXIT_READY, result.stdout + result.stderr
+    assert f"==> accuracy summary: {outcome['summary']}" in result.stdout
+    backend = BACKENDS[TRAINED]
+    assert f"Deployment {TRAINED}-{backend} is available ({backend})" in result.stdout
 
 
 @pytest.mark.parametrize("release", list(BACKENDS))
@@ -225,10 +242,14 @@ def test_ovms_up_to_the_image_it_cannot_pull(flow: Flow, questions) -> None:
                     return dict(status)
         return None
 
-    status = wait_for(pulled_or_failed, 600, f"the kubelet to pull {OVMS_IMAGE}")
-    if not status["ready"]:
-        message = status["state"]["waiting"].get("message", "")
+    container = wait_for(pulled_or_failed, 600, f"the kubelet to pull {OVMS_IMAGE}")
+    if not container["ready"]:
+        message = container["state"]["waiting"].get("message", "")
         assert UNREACHABLE.search(message), f"pulling {OVMS_IMAGE}: {message}"
+        # What a user who runs `qatflow status` is told.
+        diagnosis = status(namespace, OVMS)
+        assert diagnosis.returncode == problems.EXIT_IMAGE_PULL, diagnosis.stderr
+        assert f"cannot pull image docker.io/{OVMS_IMAGE}" in diagnosis.stderr
         pytest.skip(
             f"the ovms release was checked up to its image: scheduled on the node with its "
             f"configuration and the claim, but {OVMS_IMAGE} cannot be pulled here (kubelet: "
@@ -266,6 +287,14 @@ def test_uninstall_stops_the_services_and_keeps_the_model(flow: Flow) -> None:
     assert [c["metadata"]["name"] for c in namespace.objects("persistentvolumeclaims")] == [CLAIM]
     assert [j["metadata"]["name"] for j in namespace.objects("jobs")] == [f"{TRAINED}-training"]
     assert (flow.models / MODEL / "1" / "manifest.json").exists()
+
+
+def status(namespace: Namespace, release: str) -> subprocess.CompletedProcess[str]:
+    """``qatflow status RELEASE --quiet`` in the namespace, bounded."""
+    return namespace.run(
+        str(VENV_BIN / "qatflow"), "status", release, "--quiet", "--timeout", "420",
+        timeout=480, check=False,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
