@@ -22,7 +22,7 @@ from tests.docker.engine import docker, engine_version, image
 
 from ..conftest import TOOLS, Cluster, api_client
 from ..control_plane import ControlPlane, missing_assets
-from .node import RealNode, missing_node_programs
+from .node import RealNode, missing_node_programs, remove_abandoned_nodes
 
 # What the chart runs: the training hook and both HTTP services (the helm test pod's client
 # image would find no Service to ask: there is no kube-proxy and no DNS here).
@@ -55,6 +55,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     reason = missing_prerequisite()
     if reason:
         pytest.skip(f"no real Kubernetes node: {reason}")
+    # A run killed outright left its pods running on the shared bridge: they would answer
+    # for this run's pod addresses.
+    remove_abandoned_nodes()
     root = tmp_path_factory.mktemp("kubernetes")
     control_plane = ControlPlane(root / "control-plane")
     node = RealNode(root / "node", control_plane)

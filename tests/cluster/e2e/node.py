@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -186,7 +187,7 @@ class RealNode:
             self._remove_containers()
         self._terminate("containerd")
         self._kill_shims()
-        self._unmount()
+        _unmount(self.root)
         if shutil.which("ip"):
             subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, check=False)
         _remove_empty_cgroups()
@@ -434,28 +435,92 @@ class RealNode:
 
     def _kill_shims(self) -> None:
         """Shims outlive containerd by design; these are the ones this node's containerd
-        started (their command line names its socket)."""
-        socket = str(self.socket).encode()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                command = (entry / "cmdline").read_bytes().split(b"\0")
-                if command[0].endswith(b"containerd-shim-runc-v2") and socket in command:
-                    os.kill(int(entry.name), signal.SIGKILL)
+        started."""
+        for shim in _shims():
+            if shim.address == self.socket:
+                os.kill(shim.pid, signal.SIGKILL)
 
-    def _unmount(self) -> None:
-        """Mounts under the node's root (image snapshots, pod volumes, network namespaces),
-        deepest first, so that the test's directory can be removed."""
-        root = str(self.root)
-        mounts = []
-        with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-            for line in mountinfo:
-                point = line.split()[4].replace("\\040", " ")
-                if point == root or point.startswith(root + "/"):
-                    mounts.append(point)
-        for point in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+
+def remove_abandoned_nodes() -> list[Path]:
+    """Remove what nodes of earlier runs left when their run was killed (SIGKILL: no teardown).
+    Their containerd and kubelet died with the run (PR_SET_PDEATHSIG), but the shims and the
+    containers of their pods live on, holding their pod IPs on the shared bridge. Each shim
+    names its node's socket; a node whose containerd no longer answers is abandoned: its
+    containers are deleted with runc, its shims killed, its mounts, the bridge and the empty pod
+    cgroups removed. Returns the roots of the nodes removed."""
+    abandoned: dict[Path, list[_Shim]] = {}
+    for shim in _shims():
+        root = shim.address.parent
+        if shim.address.name == "containerd.sock" and (root / "runc").is_dir():
+            abandoned.setdefault(root, []).append(shim)
+    for root in list(abandoned):
+        answers = subprocess.run(
+            ["ctr", "--address", str(root / "containerd.sock"), "version"],
+            capture_output=True,
+            check=False,
+        )
+        if answers.returncode == 0:  # a live node, maybe another run's
+            del abandoned[root]
+    for root, shims in abandoned.items():
+        # Every container of the node (a shim serves a whole pod), then the shims.
+        for state in (root / "runc").iterdir():
+            listed = subprocess.run(
+                ["runc", "--root", str(state), "list", "--quiet"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            for container in listed.stdout.split():
+                subprocess.run(
+                    ["runc", "--root", str(state), "delete", "--force", container],
+                    capture_output=True,
+                    check=False,
+                )
+        for shim in shims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(shim.pid, signal.SIGKILL)
+        _unmount(root)
+    if abandoned:
+        if shutil.which("ip"):
+            subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, check=False)
+        _remove_empty_cgroups()
+    return list(abandoned)
+
+
+@dataclass(frozen=True)
+class _Shim:
+    pid: int
+    address: Path
+
+
+def _shims() -> list[_Shim]:
+    """The runc v2 shims running on this machine, with the socket of the containerd that
+    started each (``containerd-shim-runc-v2 -namespace NS -id ID -address SOCKET``)."""
+    shims = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            command = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            if not command[0].endswith("containerd-shim-runc-v2"):
+                continue
+            flags = dict(itertools.pairwise(command))
+            if "-address" in flags:
+                shims.append(_Shim(int(entry.name), Path(flags["-address"])))
+    return shims
+
+
+def _unmount(root: Path) -> None:
+    """Mounts under ``root`` (image snapshots, pod volumes, network namespaces), deepest
+    first, so that the directory can be removed."""
+    mounts = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        for line in mountinfo:
+            point = line.split()[4].replace("\\040", " ")
+            if point == str(root) or point.startswith(f"{root}/"):
+                mounts.append(point)
+    for point in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
 
 
 def _remove_empty_cgroups() -> None:
