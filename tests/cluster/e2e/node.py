@@ -179,7 +179,8 @@ class RealNode:
 
     def stop(self, api: Any) -> None:
         """Delete the node's pods through the kubelet (which stops their containers and tears
-        down their networks), then stop both programs and remove what is left behind."""
+        down their networks), then stop both programs and remove what is left behind, and the
+        images."""
         with contextlib.suppress(Exception):
             self._drain(api)
         self._terminate("kubelet")
@@ -188,6 +189,9 @@ class RealNode:
         self._terminate("containerd")
         self._kill_shims()
         _unmount(self.root)
+        # The imported images, about 9 GB with their unpacked snapshots: pytest keeps the
+        # directories of the last three runs, the logs are enough of them.
+        shutil.rmtree(self.root / "containerd", ignore_errors=True)
         if shutil.which("ip"):
             subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, check=False)
         _remove_empty_cgroups()
@@ -446,8 +450,8 @@ def remove_abandoned_nodes() -> list[Path]:
     Their containerd and kubelet died with the run (PR_SET_PDEATHSIG), but the shims and the
     containers of their pods live on, holding their pod IPs on the shared bridge. Each shim
     names its node's socket; a node whose containerd no longer answers is abandoned: its
-    containers are deleted with runc, its shims killed, its mounts, the bridge and the empty pod
-    cgroups removed. Returns the roots of the nodes removed."""
+    containers are deleted with runc, its shims killed, its mounts, images, the bridge and the
+    empty pod cgroups removed. Returns the roots of the nodes removed."""
     abandoned: dict[Path, list[_Shim]] = {}
     for shim in _shims():
         root = shim.address.parent
@@ -480,6 +484,7 @@ def remove_abandoned_nodes() -> list[Path]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(shim.pid, signal.SIGKILL)
         _unmount(root)
+        shutil.rmtree(root / "containerd", ignore_errors=True)
     if abandoned:
         if shutil.which("ip"):
             subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, check=False)
