@@ -139,10 +139,10 @@ local-images: engine ## the images without registry access: debootstrap base, lo
 engine: ## start dockerd if no Docker engine answers (root)
 	bash dockerfiles/docker-engine.sh
 
-# The end-to-end tiers (marker e2e), each on real engines, run by hand: `make test` leaves them
-# out, and so does `.ci/run` (building the images alone outlasts CI's budget; docs/docker.md).
+# The end-to-end tiers (marker e2e), each on real engines: `make test` leaves them out; `make e2e`
+# runs them, as `.ci/run` does after `make test`.
 E2E := e2e-images e2e-cluster
-# How e2e-images gets its images: local-images (no registry access, root) or images.
+# How the end-to-end tiers get their images: local-images (no registry access, root) or images.
 E2E_IMAGES_BUILD ?= local-images
 
 e2e: $(E2E) ## every end-to-end tier
