@@ -131,7 +131,7 @@ image-%:
 	docker build $(DOCKER_BUILD_FLAGS) $(BUILD_ARGS) -f dockerfiles/$*.Dockerfile -t qatflow-$*:$(VERSION) . \
 	&& echo "qatflow-$*:$(VERSION) built in $$(( $$(date +%s) - start )) s"
 
-.PHONY: local-images engine e2e e2e-images
+.PHONY: local-images engine e2e e2e-images e2e-cluster
 
 local-images: engine ## the images without registry access: debootstrap base, local torch index
 	bash dockerfiles/local-images.sh VERSION=$(VERSION)
@@ -139,16 +139,20 @@ local-images: engine ## the images without registry access: debootstrap base, lo
 engine: ## start dockerd if no Docker engine answers (root)
 	bash dockerfiles/docker-engine.sh
 
-# The end-to-end tiers (marker e2e), each on real engines, run by hand: `make test` leaves them
-# out, and so does `.ci/run` (building the images alone outlasts CI's budget; docs/docker.md).
-E2E := e2e-images
-# How e2e-images gets its images: local-images (no registry access, root) or images.
+# The end-to-end tiers (marker e2e), each on real engines: `make test` leaves them out; `make e2e`
+# runs them, as `.ci/run` does after `make test`.
+E2E := e2e-images e2e-cluster
+# How the end-to-end tiers get their images: local-images (no registry access, root) or images.
 E2E_IMAGES_BUILD ?= local-images
 
 e2e: $(E2E) ## every end-to-end tier
 
 e2e-images: install $(E2E_IMAGES_BUILD) ## the images for real: train, serve hardened, ask, compose
 	$(PY) -m pytest -m e2e tests/docker
+
+# Also needs Debian's containerd, runc and containernetworking-plugins, and root (docs/kubernetes.md).
+e2e-cluster: install tools k8s $(E2E_IMAGES_BUILD) ## the chart on a real kubelet: hook trains in a pod, both services answer
+	$(PY) -m pytest -m e2e tests/cluster/e2e
 
 clean:
 	rm -rf $(VENV) $(MLSERVER_VENV) .tools $(K8S_ASSETS) .pytest_cache .mypy_cache .ruff_cache

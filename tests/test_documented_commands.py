@@ -270,6 +270,8 @@ NOT_HERE = {
     "make load-test": "16 clients x 60 s per backend: minutes by design; tests/reliability runs "
     "the load module in its short form",
     "make cluster-test": "the cluster tier (tests/cluster); " + _TEST_TIER,
+    "make e2e-cluster": "the full cluster tier (tests/cluster/e2e): root, containerd and the "
+    "images; " + _TEST_TIER,
     ".venv/bin/python -m tests.reliability.load --models-dir models --clients 16 --seconds 60": (
         "60 s per backend by design; tests/reliability runs the load module in its short form"
     ),

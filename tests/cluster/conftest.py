@@ -9,11 +9,13 @@ starts its own, on its own ports and directories. ``namespace`` gives each test 
 namespace, a kubeconfig defaulting to it, and the real helm and kubectl.
 
 Without the binaries the tier is skipped with the reason, except under ``CI=true``, where that
-is a failure.
+is a failure. The full tier (e2e/, marker ``e2e``) replaces ``cluster`` with one that has a
+real node.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -28,6 +30,7 @@ from typing import Any
 import pytest
 
 from .control_plane import ControlPlane, missing_assets
+from .e2e.node import RealNode
 from .simulated_node import Chooser, SimulatedNodes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +50,8 @@ def api_client(kubeconfig: Path) -> Any:
 @dataclass
 class Cluster:
     control_plane: ControlPlane
-    nodes: SimulatedNodes
+    # Simulated nodes here; one real node in the full tier (e2e/conftest.py).
+    nodes: SimulatedNodes | RealNode
     # A kubernetes ApiClient with the admin's credentials.
     client: Any
 
@@ -130,6 +134,7 @@ class Namespace:
 
     def script(self, component: str | None, chooser: Chooser) -> None:
         """What the containers of this namespace's pods labelled ``component`` do."""
+        assert isinstance(self.cluster.nodes, SimulatedNodes), "a real node runs the images"
         self.cluster.nodes.script(self.name, component, chooser)
 
     def create_claim(self, name: str, access_mode: str = "ReadWriteOnce") -> None:
@@ -169,15 +174,23 @@ _counter = itertools.count()
 def namespace(
     cluster: Cluster, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Namespace]:
+    with new_namespace(cluster, request.node.name, tmp_path) as created:
+        yield created
+
+
+@contextlib.contextmanager
+def new_namespace(cluster: Cluster, title: str, directory: Path) -> Iterator[Namespace]:
+    """A fresh namespace named after ``title`` (a test's or a module's), with its kubeconfig and
+    HOME in ``directory``; deleted afterwards."""
     from kubernetes import client
 
-    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-")
     name = f"{slug}-{next(_counter)}"
     core = client.CoreV1Api(cluster.client)
     core.create_namespace({"metadata": {"name": name}})
-    home = tmp_path / "home"
+    home = directory / "home"
     home.mkdir()
-    kubeconfig = cluster.control_plane.kubeconfig(tmp_path / "kubeconfig", name)
+    kubeconfig = cluster.control_plane.kubeconfig(directory / "kubeconfig", name)
     wait_for(
         lambda: any(
             account.metadata.name == "default"
@@ -186,9 +199,11 @@ def namespace(
         30,
         f"the default ServiceAccount of {name}",
     )
-    yield Namespace(name, cluster, kubeconfig, home)
-    # Frees the simulated nodes' capacity for the next tests; the controllers finish it.
-    core.delete_namespace(name)
+    try:
+        yield Namespace(name, cluster, kubeconfig, home)
+    finally:
+        # Frees the nodes' capacity for the next tests; the controllers finish it.
+        core.delete_namespace(name)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -5,7 +5,8 @@ official release tarballs fill it).
 
 Everything is the real program: admission, RBAC, the Job controller (podFailurePolicy, Indexed
 completion, backoff), the scheduler (node selectors, taints, affinity, extended resources), the
-PersistentVolume binder and the garbage collector. Nodes are not: see simulated_node.py.
+PersistentVolume binder and the garbage collector. Nodes are not: see simulated_node.py (or
+e2e/node.py for a real one).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class ControlPlane:
     assets: Path = field(default_factory=lambda: Path(os.environ[ASSETS_VARIABLE]))
     api_port: int = 0
     kubelet_pair: KeyPair | None = None
+    # Signs what a real node needs (tests/cluster/e2e/node.py) once the plane has started.
+    authority: Authority | None = None
     _processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     @property
@@ -79,7 +82,7 @@ class ControlPlane:
 
     def start(self) -> None:
         pki = self.root / "pki"
-        authority = Authority(pki)
+        authority = self.authority = Authority(pki)
         serving = authority.issue(
             "apiserver",
             "kube-apiserver",
@@ -111,7 +114,7 @@ class ControlPlane:
         etcd_port, peer_port = free_port(), free_port()
         self.api_port = free_port()
         for name, pair in clients.items():
-            self._write_kubeconfig(self.root / f"{name}.kubeconfig", pair, namespace="default")
+            self.write_kubeconfig(self.root / f"{name}.kubeconfig", pair, namespace="default")
 
         self._run(
             "etcd",
@@ -149,7 +152,7 @@ class ControlPlane:
             "--profiling=false",
         )
         self._wait_ready(f"{self.url}/readyz", "kube-apiserver")
-        self._write_kubeconfig(self.admin_kubeconfig, clients["admin"], namespace="default")
+        self.write_kubeconfig(self.admin_kubeconfig, clients["admin"], namespace="default")
         manager_port, scheduler_port = free_port(), free_port()
         manager = self.root / "controller-manager.kubeconfig"
         self._run(
@@ -198,7 +201,7 @@ class ControlPlane:
 
     def kubeconfig(self, path: Path, namespace: str) -> Path:
         """An admin kubeconfig whose context defaults to ``namespace`` (kubectl, helm, qatflow)."""
-        return self._write_kubeconfig(
+        return self.write_kubeconfig(
             path,
             KeyPair(self.root / "pki" / "admin.crt", self.root / "pki" / "admin.key"),
             namespace=namespace,
@@ -208,9 +211,8 @@ class ControlPlane:
         text = (self.root / "logs" / f"{name}.log").read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
-    # -- internals --------------------------------------------------------------------------
-
-    def _write_kubeconfig(self, path: Path, pair: KeyPair, *, namespace: str) -> Path:
+    def write_kubeconfig(self, path: Path, pair: KeyPair, *, namespace: str) -> Path:
+        """A kubeconfig for the API server with the client certificate ``pair``."""
         config: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -241,6 +243,8 @@ class ControlPlane:
         path.chmod(0o600)
         return path
 
+    # -- internals --------------------------------------------------------------------------
+
     def _run(self, name: str, *flags: str) -> None:
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -250,7 +254,7 @@ class ControlPlane:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self._processes.append((name, process))
 
@@ -299,7 +303,7 @@ def advertise_address() -> str:
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """A control plane must not outlive a killed test run on a shared machine."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

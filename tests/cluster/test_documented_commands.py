@@ -149,7 +149,8 @@ SCENARIOS: dict[str, tuple[str | None, tuple[Step, ...]]] = {
 # Documented commands that cannot run against simulated nodes, and why.
 NOT_HERE = {
     "kubectl port-forward service/qatchart-optimum 8080:8080 &": (
-        "port-forward reaches a running container through its kubelet; simulated nodes run none"
+        "port-forward reaches a running container through its kubelet; simulated nodes run none "
+        "(the full tier, tests/cluster/e2e, runs it on a free local port and asks through it)"
     ),
     "kubectl port-forward service/qatchart-ovms 9000:9000 &": (
         "port-forward reaches a running container through its kubelet; simulated nodes run none"
