@@ -191,13 +191,7 @@ class ControlPlane:
         """Stop in reverse order: the API server must go before etcd, or it hangs in shutdown."""
         while self._processes:
             _, process = self._processes.pop()
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            terminate(process, timeout=15)
 
     def kubeconfig(self, path: Path, namespace: str) -> Path:
         """An admin kubeconfig whose context defaults to ``namespace`` (kubectl, helm, qatflow)."""
@@ -301,6 +295,18 @@ def advertise_address() -> str:
 
 
 _PR_SET_PDEATHSIG = 1
+
+
+def terminate(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after ``timeout`` seconds; reaps it."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def die_with_parent() -> None:

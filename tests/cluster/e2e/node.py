@@ -42,7 +42,13 @@ import yaml
 
 from qatflow.local import free_port
 
-from ..control_plane import ASSETS_VARIABLE, ControlPlane, advertise_address, die_with_parent
+from ..control_plane import (
+    ASSETS_VARIABLE,
+    ControlPlane,
+    advertise_address,
+    die_with_parent,
+    terminate,
+)
 
 NODE_NAME = "e2e-node"
 NAMESPACE = "k8s.io"  # containerd's namespace of the Kubernetes CRI
@@ -402,14 +408,8 @@ class RealNode:
 
     def _terminate(self, name: str) -> None:
         process = self._processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, timeout=20)
 
     def _drain(self, api: Any, timeout: float = 90.0) -> None:
         """Delete every pod on the node and wait until the kubelet has confirmed each."""
