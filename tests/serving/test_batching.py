@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -132,6 +133,43 @@ def test_no_delay_runs_a_lone_request_at_once() -> None:
     result = batcher(16, recorder, delay_ms=0).run(arrays)
     np.testing.assert_array_equal(result["logits"], model(arrays)["logits"])
     assert recorder.windows == [2]
+
+
+@pytest.mark.parametrize("runners", [1, 2])
+def test_many_threads_each_get_their_own_rows_with_at_most_runners_inferences_at_once(
+    runners: int,
+) -> None:
+    running, most, lock = 0, 0, threading.Lock()
+
+    def slow_model(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.002)  # long enough for requests to queue behind it
+        with lock:
+            running -= 1
+        return model(arrays)
+
+    recorder = Recorder()
+    batch = Batcher(
+        slow_model,
+        max_windows=8,
+        max_delay=0,
+        runners=runners,
+        pad_values={"input_ids": PAD},
+        sequence_outputs={"start_logits"},
+        observe=recorder,
+    )
+    requests = [request(1 + seed % 3, 10 + seed % 7, seed) for seed in range(300)]
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(batch.run, requests))
+    for arrays, result in zip(requests, results, strict=True):
+        np.testing.assert_array_equal(result["start_logits"], model(arrays)["start_logits"])
+        np.testing.assert_array_equal(result["logits"], model(arrays)["logits"])
+    assert most == runners  # every runner was used, and never more
+    assert sum(recorder.windows) == sum(len(arrays["input_ids"]) for arrays in requests)
+    assert max(recorder.windows) > 3  # requests that queued shared inferences
 
 
 # The real services: python -m qatflow.serving under uvicorn, on the tiny published model.

@@ -10,7 +10,10 @@ the same way).
 
 No thread of its own: the requests' threads take turns as runners, at most ``runners`` at once
 (the inferences the runtime runs in parallel), so a batcher needs no shutdown and an old model
-version goes away with its last request.
+version goes away with its last request. Every wake-up is aimed: a finished batch wakes its own
+requests' threads and, if requests are left waiting, the thread of the oldest one to run next;
+the other waiting threads sleep on, so the CPU the inference needs is not spent on threads that
+wake only to wait again.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,13 +34,26 @@ _MAX_PADDED_TO_REAL = 1.5
 
 
 @dataclass(eq=False)
+class _Caller:
+    """One call of ``Batcher.run``: its thread sleeps on ``wake`` (the batcher's lock)."""
+
+    wake: threading.Condition
+    asleep: bool = False
+
+
+@dataclass(eq=False)
 class _Waiting:
+    """Up to ``max_windows`` windows of one call, queued for an inference."""
+
+    caller: _Caller
     arrays: Arrays
     rows: int
     width: int
     arrived: float = field(default_factory=time.perf_counter)
     passed_over: bool = False  # a batch left without it: it waits for company no longer
-    result: Future[Arrays] = field(default_factory=Future)
+    done: bool = False
+    outputs: Arrays | None = None
+    error: BaseException | None = None
 
 
 class Batcher:
@@ -63,53 +78,70 @@ class Batcher:
         self._pad_values = dict(pad_values)
         self._sequence_outputs = frozenset(sequence_outputs)
         self._observe = observe
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # a runner waiting for company sleeps here
         self._waiting: list[_Waiting] = []
         self._running = 0
-        self._changed = threading.Condition()
 
     def run(self, arrays: Arrays) -> Arrays:
         """The outputs of ``arrays``' rows, computed in batches with other callers' rows; an
         error of the inference that held them, raised here (and only here)."""
         rows = len(next(iter(arrays.values())))
+        caller = _Caller(threading.Condition(self._lock))
         parts = [
             _Waiting(
+                caller,
                 {name: array[first : first + self.max_windows] for name, array in arrays.items()},
                 min(self.max_windows, rows - first),
                 next(iter(arrays.values())).shape[1],
             )
             for first in range(0, rows, self.max_windows)
         ]
-        with self._changed:
+        with self._lock:
             self._waiting.extend(parts)
-            self._changed.notify_all()
+            self._arrived.notify_all()
+            self._until_done(caller, parts)
         for part in parts:
-            self._until_done(part)
-        outputs = [part.result.result() for part in parts]
+            if part.error is not None:
+                raise part.error
+        outputs = [part.outputs for part in parts if part.outputs is not None]
         if len(outputs) == 1:
             return outputs[0]
         return {name: np.concatenate([output[name] for output in outputs]) for name in outputs[0]}
 
-    def _until_done(self, mine: _Waiting) -> None:
-        """Wait for ``mine``, running batches (the oldest first) while a runner is free."""
-        while not mine.result.done():
-            with self._changed:
-                while not mine.result.done() and not (
-                    self._waiting and self._running < self.runners
-                ):
-                    self._changed.wait()
-                if mine.result.done():
-                    return
-                self._running += 1
-                batch = self._gather()
+    def _until_done(self, caller: _Caller, parts: list[_Waiting]) -> None:
+        """Run batches (the oldest request first) while a runner is free, else sleep until
+        woken, until every one of ``parts`` is done (the lock held, released while inferring)."""
+        while not all(part.done for part in parts):
+            if not (self._waiting and self._running < self.runners):
+                caller.asleep = True
+                caller.wake.wait()
+                caller.asleep = False  # also when the wait returned without a wake-up
+                continue
+            self._running += 1
+            batch = self._gather()
+            self._lock.release()
             try:
                 self._infer_batch(batch)
             finally:
-                for item in batch:  # only if the inference was interrupted (KeyboardInterrupt)
-                    if not item.result.done():
-                        item.result.set_exception(RuntimeError("inference interrupted"))
-                with self._changed:
-                    self._running -= 1
-                    self._changed.notify_all()
+                self._lock.acquire()
+                self._running -= 1
+                for item in batch:
+                    if item.outputs is None and item.error is None:  # interrupted (^C)
+                        item.error = RuntimeError("inference interrupted")
+                    item.done = True
+                    _wake(item.caller)
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Wake the thread of the oldest waiting request that sleeps, to run the next batch (the
+        lock held). A thread that is running a batch takes the next one itself when it ends."""
+        if not self._waiting or self._running >= self.runners:
+            return
+        for item in self._waiting:
+            if item.caller.asleep:
+                _wake(item.caller)
+                return
 
     def _gather(self) -> list[_Waiting]:
         """The next batch, taken off the queue (the lock held): the oldest request, then those
@@ -123,7 +155,7 @@ class Batcher:
             full = sum(item.rows for item in self._waiting) >= self.max_windows
             if full or left <= 0 or oldest.passed_over:
                 break
-            self._changed.wait(left)
+            self._arrived.wait(left)
         batch, rows, width, real = [oldest], oldest.rows, oldest.width, oldest.rows * oldest.width
         for item in sorted(self._waiting[1:], key=lambda item: abs(item.width - oldest.width)):
             wider = max(width, item.width)
@@ -140,6 +172,7 @@ class Batcher:
         return batch
 
     def _infer_batch(self, batch: list[_Waiting]) -> None:
+        """Fill in each item's outputs or error (without the lock; ``done`` is set under it)."""
         if not batch:
             return
         started = time.perf_counter()
@@ -150,7 +183,7 @@ class Batcher:
             outputs = self._infer(_stacked(batch, self._pad_values))
         except Exception as error:
             if len(batch) == 1:
-                batch[0].result.set_exception(error)
+                batch[0].error = error
                 return
             # One request's bad input must not fail the others: run each alone to find it.
             for item in batch:
@@ -159,15 +192,21 @@ class Batcher:
             return
         first = 0
         for item in batch:
-            item.result.set_result(
-                {
-                    name: output[first : first + item.rows, : item.width]
-                    if name in self._sequence_outputs
-                    else output[first : first + item.rows]
-                    for name, output in outputs.items()
-                }
-            )
+            item.outputs = {
+                name: output[first : first + item.rows, : item.width]
+                if name in self._sequence_outputs
+                else output[first : first + item.rows]
+                for name, output in outputs.items()
+            }
             first += item.rows
+
+
+def _wake(caller: _Caller) -> None:
+    """Wake ``caller``'s thread if it sleeps (the lock held); it counts as awake from now on, so
+    the next wake-up goes to another thread."""
+    if caller.asleep:
+        caller.asleep = False
+        caller.wake.notify()
 
 
 def _stacked(batch: list[_Waiting], pad_values: Mapping[str, int]) -> Arrays:
