@@ -261,7 +261,7 @@ def _serving(report: dict[str, Any]) -> list[str]:
         "| × PyTorch FP32 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    from bench.run import SERVICE_RUNTIME
+    from bench.run import SERVICE_RUNTIME, service_capacity
 
     for label, text in texts.items():
         torch_p50 = raw[rt.TORCH_FP32][label]["p50_ms"]
@@ -293,15 +293,16 @@ def _serving(report: dict[str, Any]) -> list[str]:
                 f"{_x(_div(value['p50_ms'], raw[rt.OV_INT8][label]['p50_ms']))} | "
                 f"{_x(_div(value['p50_ms'], torch_p50))} |"
             )
-    batched = report["throughput"]["batched_samples_per_second"]
     batch_size = report["throughput"]["batch_size"]
     torch_rss = serving.get("pytorch_peak_rss_bytes")
     levels = sorted({int(n) for v in http.values() for n in v["concurrency"]})
     rows += [
         "",
-        f"Concurrent clients, each sending the first text again as soon as it is answered: "
+        f"Concurrent clients, each sending the first text again as soon as it is answered, "
+        "timed after two untimed rounds at the same concurrency: "
         f"requests/s (× the service's runtime alone at batch {batch_size}, its batched "
-        "capacity), p50/p99 ms, and 503s (refused when every slot was busy). Settings: "
+        "capacity, measured in the same process just before and after the levels, with the "
+        "service idle), p50/p99 ms, and 503s (refused when every slot was busy). Settings: "
         + ", ".join(f"`{k}={v}`" for k, v in next(iter(http.values())).get("settings", {}).items())
         + ".",
         "",
@@ -311,7 +312,7 @@ def _serving(report: dict[str, Any]) -> list[str]:
         "|---|---|" + "---|" * (len(levels) + 2),
     ]
     for backend, value in http.items():
-        capacity = batched.get(SERVICE_RUNTIME[backend])
+        capacity = service_capacity(report, backend)
         cells = []
         for n in levels:
             level = value["concurrency"].get(str(n), {})
@@ -519,9 +520,8 @@ def _serving_plot(report: dict[str, Any], http: dict[str, Any], path: Path) -> P
     concurrent clients."""
     import matplotlib.pyplot as plt
 
-    from bench.run import SERVICE_RUNTIME
+    from bench.run import SERVICE_RUNTIME, service_capacity
 
-    batched = report["throughput"]["batched_samples_per_second"]
     figure, (rates, latencies) = plt.subplots(1, 2, figsize=(12, 4.5))
     for index, (backend, value) in enumerate(http.items()):
         color = f"C{index}"
@@ -534,7 +534,7 @@ def _serving_plot(report: dict[str, Any], http: dict[str, Any], path: Path) -> P
         rates.plot(
             clients, [v["throughput_rps"] for _, v in levels], "o-", color=color, label=backend
         )
-        capacity = batched.get(SERVICE_RUNTIME[backend])
+        capacity = service_capacity(report, backend)
         if capacity:
             rates.axhline(
                 capacity,

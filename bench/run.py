@@ -27,6 +27,19 @@ SERVICE_RUNTIME: dict[str, str] = {
     "optimum": runtimes.OV_INT8,
     "onnxruntime": runtimes.ORT_OV_INT8,
 }
+
+
+def service_capacity(report: dict[str, Any], backend: str) -> float | None:
+    """Samples/s of ``backend``'s runtime alone at the batch size of the throughput step:
+    measured just before and after the service's own concurrency levels where the report has it
+    (a shared machine's speed drifts over minutes), else in the throughput step."""
+    entry = report.get("serving", {}).get("http", {}).get(backend, {})
+    if "capacity_samples_per_second" in entry:
+        return float(entry["capacity_samples_per_second"])
+    found = report.get("throughput", {}).get("batched_samples_per_second", {})
+    return found.get(SERVICE_RUNTIME[backend])
+
+
 # The service settings the report names beside the concurrency figures (the defaults).
 _BATCHING_SETTINGS = ("batching", "batch_max_windows", "batch_max_delay_ms", "performance_hint")
 
@@ -230,7 +243,19 @@ def _serving(
     result["in_process"] = _in_process(src, texts, plan)
 
     defaults = ServeSettings.load(environ={})
-    for backend in SERVICE_RUNTIME:
+    first = next(iter(texts.values()))
+    single = _windows(src, *first)[1]
+    batch = {name: np.repeat(value, plan.batch_size, axis=0) for name, value in single.items()}
+    for backend, key in SERVICE_RUNTIME.items():
+
+        def capacity(runtime: runtimes.Runtime = by_key[key]) -> float:
+            return measure.throughput(
+                functools.partial(runtime.infer, batch),
+                plan.batch_size,
+                warmup=1,
+                iterations=plan.batch_iterations,
+            )
+
         log.info("starting the %s service", backend)
         entry: dict[str, Any] = {
             "latency": {},
@@ -259,7 +284,7 @@ def _serving(
                 log.info(
                     "HTTP %s seq %s: p50 %.2f ms", backend, label, entry["latency"][label]["p50_ms"]
                 )
-            first = next(iter(texts.values()))
+            capacities = [capacity()]
             for clients in plan.concurrency:
                 entry["concurrency"][str(clients)] = serving.http_concurrent(
                     url,
@@ -267,7 +292,17 @@ def _serving(
                     clients,
                     plan.requests_per_level,
                 )
+            capacities.append(capacity())
             entry["peak_rss_bytes"] = watch.stop()
+        entry["capacity_runs"] = capacities
+        entry["capacity_samples_per_second"] = sum(capacities) / len(capacities)
+        log.info(
+            "%s runtime beside the %s service: %s samples/s at batch %d",
+            key,
+            backend,
+            " then ".join(f"{value:.1f}" for value in capacities),
+            plan.batch_size,
+        )
         result["http"][backend] = entry
 
     result["pytorch_peak_rss_bytes"] = serving.pytorch_peak_rss(src.fp32_dir, src.max_seq_length)

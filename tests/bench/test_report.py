@@ -107,6 +107,10 @@ def test_services_are_measured_end_to_end(quick_run):
             level["requests"] + level["refused_503"] == 4
             for level in backend["concurrency"].values()
         )
+        # Its runtime's capacity, measured beside it, is what its throughput is compared with.
+        before, after = backend["capacity_runs"]
+        assert before > 0 and after > 0
+        assert backend["capacity_samples_per_second"] == pytest.approx((before + after) / 2)
     assert _ordered(serving["grpc"]["latency"]["128"])
     assert serving["grpc"]["peak_rss_bytes"] > 0
     # The service's own steps, each timed alone, on the same text.
