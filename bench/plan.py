@@ -32,7 +32,7 @@ class Plan:
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
     """Concurrent requests: async infer requests alone, then concurrent HTTP clients."""
 
-    requests_per_level: int = 32
+    requests_per_level: int = 96
     """Requests sent at each concurrency level."""
 
     serving: bool = True
