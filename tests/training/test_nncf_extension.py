@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from qatflow.training import nncf_extension
@@ -14,11 +16,18 @@ def _build_dir() -> Path:
     return Path(nncf_extension.QuantizedFunctionsCPULoader.get_build_dir())
 
 
-def test_a_lock_file_left_by_a_killed_build_is_cleared_and_the_kernels_load():
-    build_dir = _build_dir()
-    # Written under the same OS lock as ensure_built holds, so no concurrent build sees it half-way.
+@contextlib.contextmanager
+def _holding_build_lock(build_dir: Path) -> Iterator[None]:
+    """The OS lock ensure_built holds: meanwhile no other test's training loads the kernels (torch
+    creates its lock file for the length of every load, finished builds included)."""
     with (build_dir.parent / f"{build_dir.name}.qatflow-lock").open("w") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
+        yield
+
+
+def test_a_lock_file_left_by_a_killed_build_is_cleared_and_the_kernels_load():
+    build_dir = _build_dir()
+    with _holding_build_lock(build_dir):  # no concurrent build sees it half-way
         (build_dir / nncf_extension.TORCH_LOCK_FILE).touch()
 
     # Before the fix, torch waited on that file for ever: a time limit turns a hang into a failure.
@@ -31,7 +40,8 @@ def test_a_lock_file_left_by_a_killed_build_is_cleared_and_the_kernels_load():
 
     assert done.returncode == 0, done.stderr
     assert f"NNCF CPU kernels ready in {build_dir}" in done.stdout
-    assert not (build_dir / nncf_extension.TORCH_LOCK_FILE).exists()
+    with _holding_build_lock(build_dir):
+        assert not (build_dir / nncf_extension.TORCH_LOCK_FILE).exists()
 
 
 def test_the_kernels_fake_quantize_in_process():
