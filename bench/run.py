@@ -156,15 +156,9 @@ def run_benchmark(
         single = measure.window(
             src.tokenizer, measure.text_of_tokens(src.tokenizer, examples, 128), 128, src.doc_stride
         )
-        batch = {name: np.repeat(value, plan.batch_size, axis=0) for name, value in single.items()}
         batched = {}
         for runtime in chosen:
-            batched[runtime.key] = measure.throughput(
-                functools.partial(runtime.infer, batch),
-                plan.batch_size,
-                warmup=1,
-                iterations=plan.batch_iterations,
-            )
+            batched[runtime.key] = _batched_throughput(runtime, single, plan)
             log.info(
                 "%s batch %d: %.1f samples/s", runtime.title, plan.batch_size, batched[runtime.key]
             )
@@ -245,17 +239,7 @@ def _serving(
     defaults = ServeSettings.load(environ={})
     first = next(iter(texts.values()))
     single = _windows(src, *first)[1]
-    batch = {name: np.repeat(value, plan.batch_size, axis=0) for name, value in single.items()}
     for backend, key in SERVICE_RUNTIME.items():
-
-        def capacity(runtime: runtimes.Runtime = by_key[key]) -> float:
-            return measure.throughput(
-                functools.partial(runtime.infer, batch),
-                plan.batch_size,
-                warmup=1,
-                iterations=plan.batch_iterations,
-            )
-
         log.info("starting the %s service", backend)
         entry: dict[str, Any] = {
             "latency": {},
@@ -284,7 +268,7 @@ def _serving(
                 log.info(
                     "HTTP %s seq %s: p50 %.2f ms", backend, label, entry["latency"][label]["p50_ms"]
                 )
-            capacities = [capacity()]
+            capacities = [_batched_throughput(by_key[key], single, plan)]
             for clients in plan.concurrency:
                 entry["concurrency"][str(clients)] = serving.http_concurrent(
                     url,
@@ -292,7 +276,7 @@ def _serving(
                     clients,
                     plan.requests_per_level,
                 )
-            capacities.append(capacity())
+            capacities.append(_batched_throughput(by_key[key], single, plan))
             entry["peak_rss_bytes"] = watch.stop()
         entry["capacity_runs"] = capacities
         entry["capacity_samples_per_second"] = sum(capacities) / len(capacities)
@@ -316,6 +300,19 @@ def _serving(
         budget_s=plan.budget_s,
     )
     return result
+
+
+def _batched_throughput(
+    runtime: runtimes.Runtime, single: dict[str, np.ndarray], plan: Plan
+) -> float:
+    """Samples/s of ``runtime`` in sequential calls of one window repeated to the plan's batch."""
+    batch = {name: np.repeat(value, plan.batch_size, axis=0) for name, value in single.items()}
+    return measure.throughput(
+        functools.partial(runtime.infer, batch),
+        plan.batch_size,
+        warmup=1,
+        iterations=plan.batch_iterations,
+    )
 
 
 def _windows(
