@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -100,6 +101,15 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="time the BERT-base-sized model (default: on, off with --quick)",
     )
+    p.add_argument(
+        "--service-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="service_assignments",
+        help="a service setting (docs/serving.md) for the measured services instead of its "
+        "default, e.g. batch_max_delay_ms=2 (repeatable)",
+    )
     return p
 
 
@@ -115,8 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     from bench.sources import BenchError
     from qatflow.core.artifacts import ArtifactError
     from qatflow.core.logs import configure_logging
+    from qatflow.core.settings import SettingsError
 
     configure_logging()
+    try:
+        service_settings = _service_settings(args.service_assignments)
+    except SettingsError as error:
+        log.error("--service-set: %s", error)
+        return EXIT_BAD_INPUT
     if not args.models_dir.is_dir():
         log.error("models directory %s does not exist: run `make train` first", args.models_dir)
         return EXIT_BAD_INPUT
@@ -131,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         requests_per_level=args.requests_per_level,
         serving=False if args.skip_serving else None,
         bert_base=args.bert_base,
+        service_settings=service_settings,
     )
     with tempfile.TemporaryDirectory(prefix="qatflow-bench-") as work:
         try:
@@ -155,3 +172,32 @@ def main(argv: list[str] | None = None) -> int:
         )
     log.info("report: %s", ", ".join(str(path) for path in paths.values()))
     return EXIT_OK
+
+
+# What the bench itself chooses for every service it starts: which model and backend, where it
+# listens, enough slots for every client, quiet logs.
+_SET_BY_THE_BENCH = frozenset(
+    {
+        "backend",
+        "models_dir",
+        "model_name",
+        "model_version",
+        "host",
+        "port",
+        "max_concurrency",
+        "log_level",
+    }
+)
+
+
+def _service_settings(assignments: list[str]) -> dict[str, Any]:
+    """``key=value`` assignments as service settings, checked as the service would check them."""
+    from qatflow.core.settings import SettingsError, parse_assignments
+    from qatflow.serving.settings import ServeSettings
+
+    chosen = {key.replace("-", "_"): value for key, value in parse_assignments(assignments).items()}
+    fixed = sorted(_SET_BY_THE_BENCH & chosen.keys())
+    if fixed:
+        raise SettingsError(f"{', '.join(fixed)}: chosen by the bench for every service")
+    ServeSettings.load(overrides=chosen, environ={})
+    return chosen

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -43,6 +43,10 @@ class Plan:
 
     bert_base_seq_lengths: tuple[int, ...] = (128, 384)
     """Sequence lengths of the BERT-base series."""
+
+    service_settings: dict[str, Any] = field(default_factory=dict)
+    """Settings of the measured services (and their backends in process) other than their
+    defaults, e.g. ``{"batch_max_delay_ms": 2}``."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -40,7 +40,7 @@ def service_capacity(report: dict[str, Any], backend: str) -> float | None:
     return found.get(SERVICE_RUNTIME[backend])
 
 
-# The service settings the report names beside the concurrency figures (the defaults).
+# The service settings the report names beside the concurrency figures.
 _BATCHING_SETTINGS = ("batching", "batch_max_windows", "batch_max_delay_ms", "performance_hint")
 
 
@@ -236,7 +236,7 @@ def _serving(
     result["stages"] = _request_stages(src, by_key[runtimes.OV_INT8], texts, plan)
     result["in_process"] = _in_process(src, texts, plan)
 
-    defaults = ServeSettings.load(environ={})
+    chosen = ServeSettings.load(overrides=plan.service_settings, environ={})
     first = next(iter(texts.values()))
     single = _windows(src, *first)[1]
     for backend, key in SERVICE_RUNTIME.items():
@@ -246,7 +246,10 @@ def _serving(
             "concurrency": {},
             "settings": {
                 "max_concurrency": max(plan.concurrency),
-                **{key: getattr(defaults, key) for key in _BATCHING_SETTINGS},
+                **{
+                    key: getattr(chosen, key)
+                    for key in dict.fromkeys([*_BATCHING_SETTINGS, *plan.service_settings])
+                },
             },
         }
         with serving.http_service(
@@ -255,6 +258,7 @@ def _serving(
             src.version.name,
             work_dir / f"{backend}-service.log",
             max(plan.concurrency),
+            **plan.service_settings,
         ) as (url, watch, startup):
             entry["startup_seconds"] = startup
             for label, (question, context) in texts.items():
@@ -343,7 +347,7 @@ def _request_stages(
     from qatflow.serving.schemas import QUESTION_ANSWERING_FORM, parse_request
     from qatflow.serving.settings import ServeSettings
 
-    settings = ServeSettings.load(environ={})
+    settings = ServeSettings.load(overrides=plan.service_settings, environ={})
     result: dict[str, dict[str, Any]] = {}
     for label, (question, context) in texts.items():
         body = json.dumps({"question": question, "context": context}).encode()
@@ -388,7 +392,9 @@ def _in_process(
     result: dict[str, Any] = {}
     for backend_name in SERVICE_RUNTIME:
         backend = create_backend(
-            ServeSettings.load(overrides={"backend": backend_name}, environ={})
+            ServeSettings.load(
+                overrides={**plan.service_settings, "backend": backend_name}, environ={}
+            )
         )
         backend.load(src.version)
         result[backend_name] = {

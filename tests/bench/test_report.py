@@ -51,6 +51,7 @@ def quick_run(published_model, tmp_path_factory):
         "--iterations", "3",
         "--concurrency", "1,2",
         "--requests", "4",
+        "--service-set", "batch_max_delay_ms=1",
         "--out", str(root / "reports"),
         "--docs", str(docs),
     ]  # fmt: skip
@@ -103,6 +104,9 @@ def test_services_are_measured_end_to_end(quick_run):
         assert backend["latency"]["128"]["answer"]["answer"] is not None
         assert backend["peak_rss_bytes"] > 50 * 2**20
         assert set(backend["concurrency"]) == {"1", "2"}
+        # The settings chosen on the command line are the ones the report names.
+        assert backend["settings"]["batch_max_delay_ms"] == 1.0
+        assert backend["settings"]["batching"] is True
         assert all(
             level["requests"] + level["refused_503"] == 4
             for level in backend["concurrency"].values()
@@ -160,6 +164,22 @@ def test_markdown_plots_and_docs_are_written(quick_run):
 def test_missing_models_dir_is_a_clear_error(tmp_path, capsys):
     assert main(["--models-dir", str(tmp_path / "absent"), "--no-docs"]) == EXIT_BAD_INPUT
     assert "does not exist" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("assignment", "says"),
+    [
+        ("batch_max_delay_ms=-1", "batch_max_delay_ms"),
+        ("no_such_setting=1", "no_such_setting"),
+        ("max_concurrency=4", "chosen by the bench"),
+        ("batch_max_delay_ms", "key=value"),
+    ],
+)
+def test_a_bad_service_setting_is_a_clear_error(tmp_path, capsys, assignment, says):
+    argv = ["--models-dir", str(tmp_path), "--service-set", assignment, "--no-docs"]
+    assert main(argv) == EXIT_BAD_INPUT
+    out = capsys.readouterr().out
+    assert "--service-set" in out and says in out
 
 
 def test_empty_models_dir_is_a_clear_error(tmp_path, capsys):
