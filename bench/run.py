@@ -247,8 +247,8 @@ def _serving(
             "settings": {
                 "max_concurrency": max(plan.concurrency),
                 **{
-                    key: getattr(chosen, key)
-                    for key in dict.fromkeys([*_BATCHING_SETTINGS, *plan.service_settings])
+                    name: getattr(chosen, name)
+                    for name in dict.fromkeys([*_BATCHING_SETTINGS, *plan.service_settings])
                 },
             },
         }
