@@ -114,13 +114,15 @@ load-test: install ## 16 clients x 60 s against each HTTP backend -> bench/repor
 VERSION ?= 0.1.0
 IMAGES := training optimum onnxruntime client
 # Build arguments (empty: the Dockerfiles' defaults): the base image, a wheel index holding the
-# CPU torch (default: PyTorch's CPU index), a PEM file of CAs the builds trust besides the base's.
+# CPU torch (default: PyTorch's CPU index; given only to the Dockerfiles that install torch, as
+# Docker warns of an argument a build does not use), a PEM file of CAs the builds trust besides
+# the base's.
 PYTHON_IMAGE ?=
 TORCH_INDEX_URL ?=
 EXTRA_CA_CERTS_FILE ?=
 DOCKER_BUILD_FLAGS ?=
 BUILD_ARGS = $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
-	$(if $(TORCH_INDEX_URL),--build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL)) \
+	$(if $(and $(TORCH_INDEX_URL),$(shell grep -l '^ARG TORCH_INDEX_URL' dockerfiles/$*.Dockerfile)),--build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL)) \
 	$(if $(EXTRA_CA_CERTS_FILE),--build-arg EXTRA_CA_CERTS="$$(cat $(EXTRA_CA_CERTS_FILE))")
 
 images: engine $(addprefix image-,$(IMAGES)) ## build every image (needs a Docker engine), print sizes
