@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -124,6 +125,27 @@ def test_quantizers_of_one_tensor_stay_one_through_a_checkpoint(tiny_model_dir, 
         assert torch.equal(
             restored(**samples[0]).start_logits, quantized(**samples[0]).start_logits
         )
+
+
+def test_the_onnx_export_fills_no_log_with_trace_warnings(tiny_model_dir, tmp_path):
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    from qatflow.training import quantization
+    from qatflow.training.export import export_onnx
+
+    sample = {
+        "input_ids": torch.arange(5, 37).reshape(1, 32),
+        "attention_mask": torch.ones(1, 32, dtype=torch.long),
+        "token_type_ids": torch.zeros(1, 32, dtype=torch.long),
+    }
+    model = quantization.calibrate(
+        BertForQuestionAnswering.from_pretrained(tiny_model_dir), [sample]
+    )
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        export_onnx(model, sample, ["start_logits", "end_logits"], tmp_path)
+    assert [str(w.message) for w in seen if w.category is torch.jit.TracerWarning] == []
 
 
 def test_onnx_is_qdq_and_matches_the_ir_on_the_openvino_ep(published_model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,13 @@ def export_onnx(
     names = list(example)
     dynamic = {name: {0: "batch", 1: "sequence"} for name in [*names, *output_names]}
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # The trace turns NNCF's integer quantization levels and the encoder attention's
+            # causal flag (false for every input) into constants, as it should, and warns of
+            # each one in the training log.
+            warnings.filterwarnings(
+                "ignore", category=torch.jit.TracerWarning, module=r"(nncf|transformers)\."
+            )
             torch.onnx.export(
                 _TraceableModel(model, names).eval(),
                 tuple(example.values()),
